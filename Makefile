@@ -1,0 +1,38 @@
+# Thin wrapper around the `edgebench` CLI. Every target sets up the virtual environment it needs.
+TARGET ?= cpu
+SUITE  ?= quick
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Extra flags for `edgebench bench`, e.g. ARGS="--quiet --backend torch".
+ARGS   ?=
+
+STAMP := $(VENV)/.installed
+
+.PHONY: bench test report compare venv clean
+
+venv: $(STAMP)
+
+# Re-installs only when pyproject.toml changes; torch==2.13.0 resolves to the CPU wheel on disk.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+bench: $(STAMP)
+	$(BIN)/edgebench bench --target $(TARGET) --suite $(SUITE) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+report: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make report RUN=runs/<id>"; exit 2; }
+	$(BIN)/edgebench report $(RUN)
+
+compare: $(STAMP)
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=runs/<a> B=runs/<b>"; exit 2; }
+	$(BIN)/edgebench compare $(A) $(B)
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,118 @@
+"""The `edgebench` command line (also `python -m harness`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.errors import EdgebenchError
+
+
+def _bench(args) -> int:
+    from harness.progress import make_reporter, summary_table
+    from harness.runner import Bench, BenchRequest
+
+    reporter = make_reporter(args.quiet)
+    with reporter:
+        bench = Bench(reporter)
+        if args.resume:
+            store = bench.resume(Path(args.resume))
+        else:
+            request = BenchRequest(target=args.target, suite=args.suite, workloads=args.workload or [],
+                                   model=args.model, data=args.data, backends=args.backend or [],
+                                   threads=args.threads or [], batch_sizes=args.batch_size or [])
+            store = bench.start(request, Path(args.runs_dir))
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(summary_table(store.rows()))
+    if not args.no_report:
+        from reports.report import write_report
+
+        paths = write_report(store.dir)
+        console.print(f"report: {paths[0]}  {paths[1]}")
+    console.print(f"results: {store.results_csv}")
+    return 0
+
+
+def _report(args) -> int:
+    from reports.report import write_report
+
+    for path in write_report(Path(args.run)):
+        print(path)
+    return 0
+
+
+def _compare(args) -> int:
+    from reports.compare import write_comparison
+
+    for path in write_comparison(Path(args.run_a), Path(args.run_b), Path(args.out) if args.out else None,
+                                 ratio_threshold=args.threshold, alpha=args.alpha):
+        print(path)
+    return 0
+
+
+def _list(args) -> int:
+    from harness.suite import suite_files
+    from targets.registry import adapters
+    from targets.spec import target_files
+    from workloads.spec import workload_files
+
+    listings = {"targets": target_files(), "suites": suite_files(), "workloads": workload_files(),
+                "adapters": adapters()}
+    for kind in [args.kind] if args.kind else listings:
+        print(f"{kind}: {', '.join(listings[kind])}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgebench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("bench", help="benchmark a suite (or one ONNX model) on a target")
+    b.add_argument("--target", default="cpu", help="a name from targets/ or a target TOML file")
+    b.add_argument("--suite", default="quick", help="a name from workloads/suites/ or a suite TOML file")
+    b.add_argument("--workload", action="append", help="run this workload instead of the suite's "
+                   "(repeatable; a name or a workload TOML file)")
+    b.add_argument("--model", help="your own ONNX model (with --data)")
+    b.add_argument("--data", help="its evaluation set: .npz with x (model layout) and y (labels)")
+    b.add_argument("--backend", action="append", help="limit to these backends (repeatable)")
+    b.add_argument("--threads", action="append", help="thread counts: an integer or 'all' (repeatable)")
+    b.add_argument("--batch-size", action="append", type=int, help="batch sizes (repeatable)")
+    b.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
+    b.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: only missing jobs run")
+    b.add_argument("--quiet", action="store_true", help="no progress bars: one line per job (for CI)")
+    b.add_argument("--no-report", action="store_true", help="do not write report.html / report.md")
+    b.set_defaults(func=_bench)
+
+    r = sub.add_parser("report", help="write report.html and report.md for a run")
+    r.add_argument("run", help="a run directory, e.g. runs/latest")
+    r.set_defaults(func=_report)
+
+    c = sub.add_parser("compare", help="compare two runs job by job, with significance and regressions")
+    c.add_argument("run_a", help="the reference run")
+    c.add_argument("run_b", help="the run compared against it")
+    c.add_argument("--out", help="where to write compare.html/.md (default: inside run_b)")
+    c.add_argument("--threshold", type=float, default=1.10,
+                   help="latency ratio that counts as a change when significant (default 1.10)")
+    c.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    c.set_defaults(func=_compare)
+
+    ls = sub.add_parser("list", help="list targets, suites, workloads and adapters")
+    ls.add_argument("kind", nargs="?", choices=["targets", "suites", "workloads", "adapters"])
+    ls.set_defaults(func=_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgebenchError as exc:
+        print(f"edgebench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Jobs and artifacts: what the harness hands a target, with stable keys for results and resume."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+KEY_COLUMNS = ("workload", "variant", "target", "backend", "precision", "threads", "batch_size")
+
+
+@dataclass
+class Artifact:
+    """A built variant: one or more files a backend can run, its nominal cost and what it was built from.
+
+    `files` maps a format ("onnx", "torch_state", ...) to a path; `stages` leaves room for artifacts that
+    run as several models (early exits, a split network's head and tail).
+    """
+
+    workload: str
+    variant: str
+    family: str
+    precision: str
+    files: dict[str, str]
+    eval_data: str            # .npz with x, y
+    n_eval: int
+    n_classes: int
+    model_bytes: int
+    params: int
+    macs: int
+    torch_model: dict | None = None   # {"arch", "in_channels", "n_classes", "params"} for eager PyTorch
+    variant_params: dict = field(default_factory=dict)
+    stages: list[dict] = field(default_factory=list)
+    host_accuracy: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Job:
+    workload: str
+    variant: str
+    family: str
+    precision: str
+    target: str
+    backend: str
+    threads: int
+    batch_size: int
+
+    @property
+    def key(self) -> tuple:
+        return tuple(getattr(self, c) for c in KEY_COLUMNS)
+
+    @property
+    def job_id(self) -> str:
+        """A stable, file-name-safe identifier (the target is the run's, so it is left out)."""
+        text = f"{self.workload}__{self.variant}__{self.backend}__t{self.threads}__b{self.batch_size}"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
+def expand(workloads: list, target: str, backends: list[str], threads: list[int],
+           batch_sizes: list[int]) -> list[Job]:
+    """workloads x variants x backends x threads x batch sizes, baselines first within each workload
+    so that every other variant's accuracy delta has its reference when its row is written."""
+    jobs = []
+    for workload in workloads:
+        variants = sorted(workload.variants, key=lambda v: v.family != "baseline")
+        for variant in variants:
+            for backend in backends:
+                for n_threads in threads:
+                    for batch in batch_sizes:
+                        jobs.append(Job(workload.name, variant.name, variant.family, variant.precision,
+                                        target, backend, n_threads, batch))
+    return jobs

@@ -1,0 +1,105 @@
+"""What the user sees while a run goes: a bar per job and one for the run (with ETA), or quiet lines."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+
+from harness.plan import Job
+
+PHASES = {"load": "loading", "accuracy": "accuracy pass", "warmup": "warm-up", "window": "timed windows"}
+
+
+def job_label(job: Job) -> str:
+    return f"{job.workload}/{job.variant} {job.backend} t{job.threads} b{job.batch_size}"
+
+
+class QuietReporter:
+    """One line per finished job on stderr: for CI logs."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def note(self, message: str) -> None:
+        pass
+
+    def run_started(self, total_jobs: int) -> None:
+        pass
+
+    def job_started(self, job: Job) -> None:
+        pass
+
+    def job_progress(self, phase: str, done: int, total: int) -> None:
+        pass
+
+    def job_finished(self, job: Job, row: dict) -> None:
+        status = row["status"]
+        detail = (f"p50 {float(row['latency_p50_ms']):.3f} ms, acc {float(row['accuracy']):.4f}"
+                  if status == "ok" else row.get("reason", ""))
+        self.console.print(f"{status:8s} {job_label(job)}: {detail}")
+
+
+class RichReporter(QuietReporter):
+    def __init__(self, console: Console | None = None):
+        super().__init__(console)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                 console=self.console, transient=False)
+        self.run_task = None
+        self.job_task = None
+        self.label = ""
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(f"[dim]{message}[/dim]")
+
+    def run_started(self, total_jobs: int) -> None:
+        self.run_task = self.progress.add_task("run", total=total_jobs)
+
+    def job_started(self, job: Job) -> None:
+        self.label = job_label(job)
+        self.job_task = self.progress.add_task(self.label, total=None)
+
+    def job_progress(self, phase: str, done: int, total: int) -> None:
+        self.progress.update(self.job_task, completed=done, total=total,
+                             description=f"{self.label}: {PHASES.get(phase, phase)}")
+
+    def job_finished(self, job: Job, row: dict) -> None:
+        self.progress.remove_task(self.job_task)
+        self.progress.advance(self.run_task)
+        super().job_finished(job, row)
+
+
+def make_reporter(quiet: bool) -> QuietReporter:
+    return QuietReporter() if quiet or not sys.stderr.isatty() else RichReporter()
+
+
+def summary_table(rows: list[dict]) -> Table:
+    table = Table(title="edgebench results", show_lines=False)
+    for name in ("workload", "variant", "backend", "threads", "accuracy", "p50 ms", "p99 ms",
+                 "inf/s", "MACs", "valid", "status"):
+        table.add_column(name, justify="right" if name not in ("workload", "variant", "backend") else "left")
+    for r in rows:
+        def num(key, fmt):
+            return format(float(r[key]), fmt) if r.get(key) not in (None, "") else ""
+        table.add_row(r["workload"], r["variant"], r["backend"], str(r["threads"]), num("accuracy", ".4f"),
+                      num("latency_p50_ms", ".3f"), num("latency_p99_ms", ".3f"),
+                      num("throughput_ips", ".0f"), num("macs", ",.0f"), str(r.get("valid", "")),
+                      r["status"])
+    return table

@@ -1,0 +1,222 @@
+"""A benchmark run: resolve the request, build artifacts, run every job on the target, store each row
+as soon as it exists. Ctrl-C or a crash keeps every finished row; `--resume` runs only what is missing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from harness.environment import host_environment, utc_now
+from harness.errors import ConfigError, EdgebenchError, JobError, SkipJob, unknown_name
+from harness.plan import Artifact, Job, expand
+from harness.progress import QuietReporter
+from harness.results import RunStore
+from harness.stats import ValidityRules, summarize
+from harness.suite import SuiteSpec, find_suite
+from targets.base import Measurement, Session
+from targets.registry import load_adapter
+from targets.spec import TargetSpec, find_target
+from workloads.build import build_base, build_variants
+from workloads.cache import content_hash
+from workloads.spec import WorkloadSpec, find_workload, user_model_workload
+
+
+@dataclass
+class BenchRequest:
+    """What the user asked for; stored in run.json so that --resume can ask again."""
+
+    target: str = "cpu"
+    suite: str = "quick"
+    workloads: list[str] = field(default_factory=list)   # overrides the suite's list
+    model: str | None = None                              # a user's ONNX file ...
+    data: str | None = None                               # ... and its evaluation .npz
+    backends: list[str] = field(default_factory=list)
+    threads: list[str] = field(default_factory=list)      # "1", "all", ...
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ResolvedRun:
+    request: BenchRequest
+    target: TargetSpec
+    suite: SuiteSpec
+    workloads: list[WorkloadSpec]
+    backends: list[str]
+
+    def snapshot(self) -> dict:
+        """Everything that determines the jobs and how they are measured (for run.json and resume)."""
+        return {
+            "target": {**asdict(self.target), "file": str(self.target.file)},
+            "suite": {**asdict(self.suite), "file": str(self.suite.file)},
+            "workloads": [{"name": w.name, "file": str(w.file), "spec": asdict(w)} for w in self.workloads],
+            "backends": self.backends,
+        }
+
+
+def resolve(request: BenchRequest) -> ResolvedRun:
+    target = find_target(request.target)
+    suite = find_suite(request.suite)
+    if bool(request.model) != bool(request.data):
+        raise ConfigError("--model and --data go together: an ONNX file and its evaluation .npz "
+                          "(arrays x and y)")
+    if request.model:
+        workloads = [user_model_workload(Path(request.model), Path(request.data))]
+    else:
+        names = request.workloads or list(suite.workloads)
+        where = "--workload" if request.workloads else str(suite.file)
+        workloads = [find_workload(name, where) for name in names]
+    backends = list(request.backends or suite.backends or target.backends)
+    for backend in backends:
+        if backend not in target.backends:
+            raise unknown_name(f"backend for target '{target.name}'", backend, target.backends,
+                               str(target.file))
+    return ResolvedRun(request, target, suite, workloads, backends)
+
+
+def resolve_threads(values, usable_cores: int) -> list[int]:
+    threads = []
+    for value in values:
+        if str(value) == "all":
+            n = usable_cores
+        else:
+            try:
+                n = int(value)
+            except ValueError:
+                raise ConfigError(f"thread count {value!r}: accepted: integers >= 1 or 'all'") from None
+            if n < 1:
+                raise ConfigError(f"thread count {value!r}: accepted: integers >= 1 or 'all'")
+        if n not in threads:
+            threads.append(n)
+    return threads
+
+
+def plan_jobs(run: ResolvedRun, facts: dict) -> list[Job]:
+    threads = resolve_threads(run.request.threads or run.suite.threads,
+                              facts.get("cpu_count_usable") or facts.get("cpu_count") or 1)
+    batches = list(run.request.batch_sizes or run.suite.batch_sizes)
+    return expand(run.workloads, run.target.name, run.backends, threads, batches)
+
+
+def new_run_id(runs_dir: Path, run: ResolvedRun) -> str:
+    stem = f"{datetime.now():%Y%m%d-%H%M%S}-{run.target.name}-{run.suite.name}"
+    run_id, n = stem, 1
+    while (runs_dir / run_id).exists():
+        n += 1
+        run_id = f"{stem}-{n}"
+    return run_id
+
+
+def baseline_accuracy(rows: list[dict], job: Job) -> float | None:
+    """The fp32 baseline's accuracy for the same workload, target and backend (same settings first)."""
+    candidates = [r for r in rows if r["status"] == "ok" and r["family"] == "baseline"
+                  and r["workload"] == job.workload and r["target"] == job.target
+                  and r["backend"] == job.backend]
+    candidates.sort(key=lambda r: (r["threads"] != str(job.threads), r["batch_size"] != str(job.batch_size)))
+    return float(candidates[0]["accuracy"]) if candidates else None
+
+
+def job_row(run_id: str, job: Job, artifact: Artifact | None, energy_source: str) -> dict:
+    row = {"run_id": run_id, "job_id": job.job_id, **asdict(job), "energy_source": energy_source,
+           "finished_at": utc_now()}
+    if artifact is not None:
+        row.update(model_bytes=artifact.model_bytes, params=artifact.params, macs=artifact.macs,
+                   n_eval=artifact.n_eval)
+    return row
+
+
+def measured_row(row: dict, job: Job, m: Measurement, store: RunStore) -> dict:
+    summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules())
+    row.update(summary)
+    row.update(status="ok", accuracy=m.accuracy, n_eval=m.n_eval, warmup_iterations=m.warmup_iterations,
+               peak_rss_mb=round(m.peak_rss_mb, 1),
+               raw_latency_file=store.save_latency(job.job_id, m.latency_ns, m.windows))
+    reference = m.accuracy if job.family == "baseline" else baseline_accuracy(store.rows(), job)
+    row["accuracy_delta"] = m.accuracy - reference if reference is not None else None
+    return row
+
+
+class Interrupted(EdgebenchError):
+    exit_code = 130
+
+
+class Bench:
+    def __init__(self, reporter: QuietReporter):
+        self.reporter = reporter
+
+    def start(self, request: BenchRequest, runs_dir: Path) -> RunStore:
+        run = resolve(request)
+        return self._run(run, None, runs_dir)
+
+    def resume(self, run_dir: Path) -> RunStore:
+        store = RunStore.open(run_dir)
+        info = store.run_info()
+        run = resolve(BenchRequest(**info["request"]))
+        if content_hash(run.snapshot()) != info["config_hash"]:
+            raise ConfigError(f"{run_dir}: the target, suite or workload files changed since this run "
+                              f"started; start a new run instead of resuming")
+        return self._run(run, store, run_dir.parent)
+
+    def _run(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:
+        session = load_adapter(run.target.adapter, str(run.target.file))(run.target).open()
+        try:
+            facts = session.info()
+            jobs = plan_jobs(run, facts)
+            if store is None:
+                run_id = new_run_id(runs_dir, run)
+                store = RunStore.create(runs_dir, run_id, {
+                    "run_id": run_id, "started_at": utc_now(), "request": asdict(run.request),
+                    "config_hash": content_hash(run.snapshot()), "config": run.snapshot(),
+                    "protocol": run.suite.protocol.to_dict(), "validity_rules": asdict(ValidityRules()),
+                    "host": host_environment(), "device": facts,
+                    "seeds": {w.name: {"dataset": w.dataset.seed, "training": w.training.seed}
+                              for w in run.workloads},
+                })
+            finished = store.finished_job_ids()
+            pending = [j for j in jobs if j.job_id not in finished]
+            self.reporter.note(f"run {store.dir}: {len(pending)} of {len(jobs)} jobs to run")
+            try:
+                artifacts = self._build(run, pending)
+                self._measure(run, session, store, pending, artifacts)
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted: every finished job is kept in {store.results_csv}; "
+                                  f"resume with: edgebench bench --resume {store.dir}") from None
+            info = store.run_info()
+            info["finished_at"] = utc_now()
+            store.write_run_info(info)
+        finally:
+            session.close()
+        return store
+
+    def _build(self, run: ResolvedRun, pending: list[Job]) -> dict[tuple, Artifact]:
+        """Every artifact a pending job needs, built (or taken from the cache) before any job runs, so a
+        bad model or data file stops the run before it measures anything."""
+        needed = {j.workload for j in pending}
+        artifacts = {}
+        for workload in run.workloads:
+            if workload.name not in needed:
+                continue
+            base = build_base(workload, self.reporter.note)
+            for name, artifact in build_variants(base, self.reporter.note).items():
+                artifacts[(workload.name, name)] = artifact
+        return artifacts
+
+    def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
+                 artifacts: dict) -> None:
+        run_id = store.dir.name
+        self.reporter.run_started(len(pending))
+        for job in pending:
+            artifact = artifacts[(job.workload, job.variant)]
+            row = job_row(run_id, job, artifact, run.target.power_source)
+            self.reporter.job_started(job)
+            try:
+                session.stage(artifact)
+                m = session.run(job, artifact, run.suite.protocol,
+                                run.target.backend_options.get(job.backend, {}), self.reporter.job_progress)
+                row = measured_row(row, job, m, store)
+            except SkipJob as exc:
+                row.update(status="skipped", reason=str(exc))
+            except JobError as exc:
+                row.update(status="failed", reason=str(exc))
+            store.append(row)
+            self.reporter.job_finished(job, row)

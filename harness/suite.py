@@ -1,0 +1,84 @@
+"""Suites: workloads/suites/<name>.toml names the workloads to run, the protocol and the job matrix.
+
+    [suite]     name, description, workloads = [names or paths]
+    [protocol]  warmup_min_iterations, warmup_min_s, n_windows, window_min_s, window_min_iterations
+    [matrix]    backends (default: the target's), threads = [1, "all"], batch_sizes = [1]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError, unknown_name
+from harness.protocol import ProtocolSettings
+from harness.tomlconf import Table, load_toml
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "workloads" / "suites"
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    file: Path | None
+    description: str
+    workloads: tuple[str, ...]
+    protocol: ProtocolSettings
+    backends: tuple[str, ...] | None
+    threads: tuple[int | str, ...]
+    batch_sizes: tuple[int, ...]
+
+
+def parse_protocol(table: Table) -> ProtocolSettings:
+    default = ProtocolSettings()
+    settings = ProtocolSettings(
+        warmup_min_iterations=table.take("warmup_min_iterations", int, default.warmup_min_iterations,
+                                         minimum=0),
+        warmup_min_s=table.take("warmup_min_s", float, default.warmup_min_s, minimum=0.0),
+        n_windows=table.take("n_windows", int, default.n_windows, minimum=1),
+        window_min_s=table.take("window_min_s", float, default.window_min_s, minimum=0.0),
+        window_min_iterations=table.take("window_min_iterations", int, default.window_min_iterations,
+                                         minimum=1),
+    )
+    table.finish()
+    return settings
+
+
+def parse_suite(data: dict, file: Path) -> SuiteSpec:
+    root = Table(data, file)
+    head = root.table("suite", required=True)
+    name = head.take("name", default=file.stem)
+    description = head.take("description", default="")
+    workloads = head.take("workloads", list)
+    if not workloads or not all(isinstance(w, str) for w in workloads):
+        raise ConfigError(f"{head.where('workloads')}: a non-empty list of workload names")
+    head.finish()
+    protocol = parse_protocol(root.table("protocol"))
+    matrix = root.table("matrix")
+    backends = matrix.take("backends", list, None)
+    threads = matrix.take("threads", list, [1])
+    for t in threads:
+        if not (t == "all" or (isinstance(t, int) and not isinstance(t, bool) and t >= 1)):
+            raise ConfigError(f"{matrix.where('threads')}: {t!r} is not a thread count; "
+                              f"accepted: integers >= 1 or \"all\"")
+    batch_sizes = matrix.take("batch_sizes", list, [1])
+    if not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batch_sizes):
+        raise ConfigError(f"{matrix.where('batch_sizes')} = {batch_sizes}: integers >= 1")
+    matrix.finish()
+    root.finish()
+    return SuiteSpec(name, file, description, tuple(workloads), protocol,
+                     tuple(backends) if backends else None, tuple(threads), tuple(batch_sizes))
+
+
+def suite_files(directory: Path = SUITES_DIR) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+
+
+def find_suite(name_or_path: str) -> SuiteSpec:
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        return parse_suite(load_toml(candidate), candidate)
+    files = suite_files()
+    if name_or_path not in files:
+        raise unknown_name("suite", name_or_path, files, "--suite")
+    return parse_suite(load_toml(files[name_or_path]), files[name_or_path])

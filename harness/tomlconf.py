@@ -1,0 +1,103 @@
+"""Reading TOML tables with errors that name the file and the dotted key.
+
+A `Table` wraps one TOML table; `take` reads a key with its type and allowed values, and `finish`
+rejects keys nobody read (a typo in a config must not be silently ignored).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.errors import ConfigError, suggest
+
+_MISSING = object()
+
+
+def load_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+class Table:
+    def __init__(self, data: Any, path: Path | str, prefix: str = ""):
+        self.path = str(path)
+        self.prefix = prefix
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.path}: [{prefix or 'top level'}] must be a table")
+        self.data = data
+        self._read: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}: key '{self.prefix + '.' if self.prefix else ''}{key}'"
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def take(self, key: str, kind: type | tuple = str, default: Any = _MISSING,
+             choices: Iterable | None = None, minimum: float | None = None,
+             maximum: float | None = None) -> Any:
+        self._read.add(key)
+        if key not in self.data:
+            if default is _MISSING:
+                raise ConfigError(f"{self.where(key)} is required")
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            raise ConfigError(f"{self.where(key)} = {value!r}: expected {names}")
+        if choices is not None:
+            choices = list(choices)
+            if value not in choices:
+                raise ConfigError(
+                    f"{self.where(key)} = {value!r}{suggest(value, map(str, choices))}; "
+                    f"accepted: {', '.join(map(str, choices))}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{self.where(key)} = {value!r}: must be >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{self.where(key)} = {value!r}: must be <= {maximum}")
+        return value
+
+    def table(self, key: str, required: bool = False) -> "Table":
+        self._read.add(key)
+        if key not in self.data and not required:
+            return Table({}, self.path, self._child(key))
+        if key not in self.data:
+            raise ConfigError(f"{self.where(key)}: table [{self._child(key)}] is required")
+        return Table(self.data[key], self.path, self._child(key))
+
+    def tables(self, key: str) -> list["Table"]:
+        """An array of tables ([[key]])."""
+        self._read.add(key)
+        items = self.data.get(key, [])
+        if not isinstance(items, list):
+            raise ConfigError(f"{self.where(key)}: expected an array of tables [[{self._child(key)}]]")
+        return [Table(item, self.path, f"{self._child(key)}[{i}]") for i, item in enumerate(items)]
+
+    def rest(self) -> dict:
+        """Every key not read yet, as a plain dict (for free-form parameter tables)."""
+        out = {k: v for k, v in self.data.items() if k not in self._read}
+        self._read.update(out)
+        return out
+
+    def finish(self) -> None:
+        unknown = [k for k in self.data if k not in self._read]
+        if unknown:
+            key = unknown[0]
+            raise ConfigError(
+                f"{self.where(key)} is not a known key{suggest(key, self._read)}; "
+                f"known: {', '.join(sorted(self._read))}")
+
+    def _child(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key

@@ -1,0 +1,62 @@
+"""Figures for reports, embedded as PNG data URIs so that report.html opens from disk on its own."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a build machine or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from reports.pareto import pareto_mask  # noqa: E402
+
+
+def to_data_uri(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def label(row) -> str:
+    return f"{row['variant']} {row['backend']} t{int(row['threads'])}"
+
+
+def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str) -> str:
+    """Accuracy against a cost, every job a point, the Pareto front drawn as a step line."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    points = rows.dropna(subset=[cost, "accuracy"])
+    front = pareto_mask(points[cost].to_numpy(), points["accuracy"].to_numpy())
+    for backend, group in points.groupby("backend"):
+        ax.scatter(group[cost], group["accuracy"] * 100, label=backend, s=40, alpha=0.85)
+    for _, row in points.iterrows():
+        ax.annotate(label(row), (row[cost], row["accuracy"] * 100), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    on_front = points[front].sort_values(cost)
+    if len(on_front):
+        ax.step(on_front[cost], on_front["accuracy"] * 100, where="post", color="black", lw=1,
+                ls="--", label="Pareto front")
+        ax.scatter(on_front[cost], on_front["accuracy"] * 100, facecolors="none", edgecolors="black",
+                   s=110, lw=1)
+    ax.set_xlabel(cost_label)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return to_data_uri(fig)
+
+
+def latency_distribution_plot(samples_ms: dict[str, np.ndarray], title: str) -> str:
+    """One horizontal box per job (whiskers at p1/p99) over its per-iteration latencies."""
+    names = list(samples_ms)
+    fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(names) + 1.4))
+    ax.boxplot([samples_ms[n] for n in names], vert=False, whis=(1, 99), showfliers=False)
+    ax.set_yticks(range(1, len(names) + 1), names, fontsize=8)
+    ax.set_xlabel("latency per inference (ms), whiskers p1-p99")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="x")
+    return to_data_uri(fig)

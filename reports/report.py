@@ -1,0 +1,99 @@
+"""report.html and report.md for one run: results table, validity, trade-off plots with Pareto fronts
+and latency distributions per workload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.results import load_latency
+from reports import plots
+from reports.load import load_run
+from reports.render import markdown_table, render_html, table_cells
+
+
+def run_facts(info: dict) -> list[tuple[str, str]]:
+    device = info.get("device", {})
+    host = info.get("host", {})
+    config = info.get("config", {})
+    protocol = info.get("protocol", {})
+    git = host.get("git", {})
+    runtimes = ", ".join(f"{k} {v}" for k, v in sorted(device.get("runtimes", {}).items()))
+    return [
+        ("run", info.get("run_id", "")),
+        ("target", config.get("target", {}).get("name", "")),
+        ("suite", config.get("suite", {}).get("name", "")),
+        ("device", f"{device.get('cpu_model')} · {device.get('cpu_count_usable')} usable cores · "
+                   f"governor {device.get('governor') or 'unreadable'} · {device.get('os')}"),
+        ("runtimes", runtimes),
+        ("protocol", f"warm-up >= {protocol.get('warmup_min_iterations')} it and >= "
+                     f"{protocol.get('warmup_min_s')} s; {protocol.get('n_windows')} windows of >= "
+                     f"{protocol.get('window_min_s')} s and >= {protocol.get('window_min_iterations')} it"),
+        ("edgebench", f"{host.get('edgebench')} at {(git.get('commit') or 'no git')[:12]}"
+                      f"{' (dirty)' if git.get('dirty') else ''}"),
+        ("started / finished", f"{info.get('started_at')} / {info.get('finished_at', 'not finished')}"),
+    ]
+
+
+def validity_banner(ok: pd.DataFrame) -> str:
+    invalid = ok[ok["valid"] == False]  # noqa: E712 (pandas element-wise)
+    if invalid.empty:
+        return ""
+    return (f"Not valid for publication: {len(invalid)} of {len(ok)} results break the MLPerf Tiny "
+            f"rules (windows >= 10 s, 5 windows, enough samples for p99). See 'Validity and warnings'.")
+
+
+def job_name(row) -> str:
+    return f"{row['workload']}/{row['variant']} {row['backend']} t{row['threads']} b{row['batch_size']}"
+
+
+def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
+    sections = []
+    for workload, rows in ok.groupby("workload", sort=False):
+        figures = [("accuracy vs latency", plots.tradeoff_plot(
+            rows, "latency_p50_ms", "latency p50 (ms)", f"{workload}: accuracy vs latency"))]
+        if rows["macs"].notna().any():
+            figures.append(("accuracy vs MACs", plots.tradeoff_plot(
+                rows, "macs", "MACs per inference", f"{workload}: accuracy vs MACs")))
+        samples = {}
+        for _, row in rows.iterrows():
+            if row.get("raw_latency_file"):
+                latency_ns, _ = load_latency(run_dir, row["raw_latency_file"])
+                samples[plots.label(row)] = latency_ns / 1e6
+        if samples:
+            figures.append(("latency distribution",
+                            plots.latency_distribution_plot(samples, f"{workload}: latency distribution")))
+        sections.append({"name": workload, "plots": figures})
+    return sections
+
+
+def write_report(run_dir: Path) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    info, rows = load_run(run_dir)
+    ok = rows[rows["status"] == "ok"]
+    headers, body = table_cells(ok)
+    notes = [(job_name(r), r["invalid_reasons"], r["warnings"]) for _, r in ok.iterrows()
+             if r["invalid_reasons"] or r["warnings"]]
+    not_run = [(job_name(r), r["status"], r["reason"]) for _, r in rows.iterrows() if r["status"] != "ok"]
+    facts = run_facts(info)
+    banner = validity_banner(ok)
+    title = f"edgebench report: {info.get('run_id', run_dir.name)}"
+
+    html_path = run_dir / "report.html"
+    html_path.write_text(render_html("report.html.j2", title=title, banner=banner, facts=facts,
+                                     headers=headers, body=body, notes=notes, not_run=not_run,
+                                     workloads=workload_sections(run_dir, ok)))
+    md = [f"# {title}", ""]
+    if banner:
+        md += [f"> {banner}", ""]
+    md += [f"- **{k}**: {v}" for k, v in facts] + ["", "## Results", "", markdown_table(headers, body), ""]
+    if notes:
+        md += ["## Validity and warnings", "", markdown_table(["job", "invalid because", "warnings"],
+                                                              [list(n) for n in notes]), ""]
+    if not_run:
+        md += ["## Skipped and failed jobs", "", markdown_table(["job", "status", "reason"],
+                                                                [list(n) for n in not_run]), ""]
+    md_path = run_dir / "report.md"
+    md_path.write_text("\n".join(md))
+    return html_path, md_path

@@ -1,0 +1,153 @@
+"""The agent: the process that runs jobs on a device and speaks versioned JSON lines on stdin/stdout.
+
+The cpu target starts it locally for each job; board targets start the same code over SSH. It needs
+numpy and the runtimes it is asked to use, nothing else, and keeps to Python 3.8 syntax.
+
+Messages (one JSON object per line, each with "type"):
+    agent -> host  hello     {protocol, facts}
+    host -> agent  job       {job_id, backend, threads, batch_size, backend_options, artifact,
+                              protocol, latency_out}
+    agent -> host  progress  {phase, done, total}
+    agent -> host  result    {accuracy, n_correct, n_eval, windows, warmup_*, latency_out, peak_rss_mb,
+                              backend_info}
+    agent -> host  error     {kind: "skip" | "fail", message}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import traceback
+
+PROTOCOL_VERSION = 1
+RUNTIMES = ("onnxruntime", "torch", "numpy", "ai-edge-litert", "tensorrt")
+
+
+def send(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def _read(path):
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def device_facts() -> dict:
+    """What the device is: read here, on the device, never assumed by the host."""
+    cpu_model = None
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if line.lower().startswith(("model name", "hardware", "model")):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    cpufreq = "/sys/devices/system/cpu/cpu0/cpufreq/"
+    versions = {}
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        for name in RUNTIMES:
+            try:
+                versions[name] = version(name)
+            except PackageNotFoundError:
+                pass
+    except ImportError:
+        pass
+    return {
+        "hostname": platform.node(),
+        "machine": platform.machine(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": cpu_model or platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "cpu_count_usable": usable,
+        "governor": _read(cpufreq + "scaling_governor"),
+        "cpu_max_khz": _read(cpufreq + "cpuinfo_max_freq"),
+        "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "runtimes": versions,
+    }
+
+
+def peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024.0 if sys.platform != "darwin" else kb / 1024.0 / 1024.0
+
+
+def run_job(request: dict) -> dict:
+    import numpy as np
+
+    from harness.protocol import ProtocolSettings, run_protocol
+    from targets.backends import load_backend_class
+
+    backend = load_backend_class(request["backend"])(request["threads"], request["backend_options"])
+    send({"type": "progress", "phase": "load", "done": 0, "total": 1})
+    backend.load(request["artifact"])
+    batch_size = request["batch_size"]
+    if backend.fixed_batch is not None and backend.fixed_batch != batch_size:
+        from targets.backends.base import Unsupported
+        raise Unsupported("the model has a fixed batch size of {}; batch_size {} cannot run".format(
+            backend.fixed_batch, batch_size))
+
+    with np.load(request["artifact"]["eval_data"], allow_pickle=False) as data:
+        x, y = data["x"], data["y"]
+    eval_batch = backend.fixed_batch or 256
+    correct = 0
+    for start in range(0, len(x), eval_batch):
+        chunk = x[start:start + eval_batch]
+        n = len(chunk)
+        if n < eval_batch and backend.fixed_batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], eval_batch - n, axis=0)])
+        logits = np.asarray(backend.predict(np.ascontiguousarray(chunk)))[:n]
+        correct += int((logits.reshape(n, -1).argmax(axis=1) == y[start:start + n]).sum())
+        send({"type": "progress", "phase": "accuracy", "done": start + n, "total": len(x)})
+
+    sample = np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:]))
+    settings = ProtocolSettings(**request["protocol"])
+    send({"type": "progress", "phase": "warmup", "done": 0, "total": settings.n_windows})
+    timed = run_protocol(backend.runner(sample), settings, on_window=lambda done, total: send(
+        {"type": "progress", "phase": "window", "done": done, "total": total}))
+    np.save(request["latency_out"], np.frombuffer(timed.latency_ns, dtype=np.int64))
+    return {
+        "type": "result",
+        "accuracy": correct / len(y),
+        "n_correct": correct,
+        "n_eval": int(len(y)),
+        "windows": [[w.start_ns, w.end_ns, w.n_iterations] for w in timed.windows],
+        "warmup_iterations": timed.warmup_iterations,
+        "warmup_s": timed.warmup_s,
+        "latency_out": request["latency_out"],
+        "peak_rss_mb": peak_rss_mb(),
+        "backend_info": backend.info(),
+    }
+
+
+def main() -> int:
+    from targets.backends.base import Unsupported
+
+    send({"type": "hello", "protocol": PROTOCOL_VERSION, "facts": device_facts()})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            if request.get("type") != "job":
+                raise ValueError("unexpected message type {!r}".format(request.get("type")))
+            send(run_job(request))
+        except Unsupported as exc:
+            send({"type": "error", "kind": "skip", "message": str(exc)})
+        except Exception as exc:  # every failure goes back to the host as a message, not a dead pipe
+            send({"type": "error", "kind": "fail", "message": "{}: {}".format(type(exc).__name__, exc),
+                  "traceback": traceback.format_exc(limit=6)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

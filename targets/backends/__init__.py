@@ -1,0 +1,16 @@
+"""Runtime backends that run an artifact on a device. Imported lazily: a board has only some runtimes.
+
+Stays on the standard library and Python 3.8 syntax: the agent imports it on boards.
+"""
+
+import importlib
+
+BACKENDS = {
+    "onnxruntime": "targets.backends.ort_backend:OrtBackend",
+    "torch": "targets.backends.torch_backend:TorchBackend",
+}
+
+
+def load_backend_class(name):
+    module_name, _, class_name = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)

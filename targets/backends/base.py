@@ -1,0 +1,47 @@
+"""The backend interface. Timing, windows and accuracy are the harness's; a backend only loads and runs.
+
+Runs inside the agent (boards included): numpy and the runtime only, Python 3.8 syntax.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+
+class Unsupported(Exception):
+    """This backend cannot run this artifact by design (reported as a skipped job, with the reason)."""
+
+
+class Backend:
+    name = ""
+
+    def __init__(self, threads: int, options: dict):
+        self.threads = threads
+        self.options = dict(options)
+
+    def load(self, artifact: dict) -> None:
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The first output for a batch, used by the accuracy pass."""
+        raise NotImplementedError
+
+    def runner(self, x: np.ndarray) -> Callable[[], object]:
+        """A zero-argument call that runs one inference on `x`: the only thing inside a timed region."""
+        raise NotImplementedError
+
+    @property
+    def fixed_batch(self) -> Optional[int]:
+        """The batch size the model was built for, or None when the batch axis is dynamic."""
+        return None
+
+    def info(self) -> dict:
+        return {}
+
+    def check_options(self, known) -> None:
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise ValueError("unknown option(s) for backend {}: {}; known: {}".format(
+                self.name, ", ".join(unknown), ", ".join(sorted(known))))

@@ -1,0 +1,63 @@
+"""onnxruntime on the CPU execution provider (other providers join through the `providers` option)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from targets.backends.base import Backend, Unsupported
+
+OPT_LEVELS = ("disabled", "basic", "extended", "all")
+
+
+class OrtBackend(Backend):
+    name = "onnxruntime"
+    OPTIONS = ("graph_optimization_level", "allow_spinning", "providers")
+
+    def load(self, artifact: dict) -> None:
+        import onnxruntime as ort
+
+        self.check_options(self.OPTIONS)
+        path = artifact["files"].get("onnx")
+        if path is None:
+            raise Unsupported("onnxruntime runs ONNX files; this artifact has "
+                              + ", ".join(artifact["files"]))
+        level = self.options.get("graph_optimization_level", "all")
+        if level not in OPT_LEVELS:
+            raise ValueError("graph_optimization_level = {!r}; accepted: {}".format(
+                level, ", ".join(OPT_LEVELS)))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = {
+            "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[level]
+        so.add_session_config_entry("session.intra_op.allow_spinning",
+                                    "1" if self.options.get("allow_spinning", True) else "0")
+        providers = self.options.get("providers", ["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(path, so, providers=providers)
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self._fixed_batch = first.shape[0] if isinstance(first.shape[0], int) else None
+        self.output_names = [self.session.get_outputs()[0].name]
+        self._version = ort.__version__
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(self.output_names, {self.input_name: x})[0]
+
+    def runner(self, x: np.ndarray):
+        return functools.partial(self.session.run, self.output_names, {self.input_name: x})
+
+    @property
+    def fixed_batch(self):
+        return self._fixed_batch
+
+    def info(self) -> dict:
+        return {"runtime": "onnxruntime", "version": self._version,
+                "providers": self.session.get_providers(),
+                "graph_optimization_level": self.options.get("graph_optimization_level", "all")}

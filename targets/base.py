@@ -1,0 +1,65 @@
+"""The target interface: a `Target` opens a `Session` on a device, and the session runs jobs there.
+
+A new target is one module with a `Target` subclass, one entry point in the `edgebench.targets` group and
+one TOML file under targets/.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harness.plan import Artifact, Job
+from harness.protocol import ProtocolSettings, Window
+
+# on_progress(phase, done, total): phase is "load", "accuracy", "warmup" or "window".
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass
+class Measurement:
+    """What a session returns for one job: raw samples, never summaries only."""
+
+    accuracy: float
+    n_correct: int
+    n_eval: int
+    latency_ns: np.ndarray
+    windows: list[Window]
+    warmup_iterations: int
+    warmup_s: float
+    peak_rss_mb: float
+    backend_info: dict
+
+
+class Session(ABC):
+    @abstractmethod
+    def info(self) -> dict:
+        """Facts about the device: CPU model, cores, governor, runtimes and their versions."""
+
+    def stage(self, artifact: Artifact) -> None:
+        """Make the artifact and its evaluation data available on the device (a no-op when local)."""
+
+    @abstractmethod
+    def run(self, job: Job, artifact: Artifact, protocol: ProtocolSettings, backend_options: dict,
+            on_progress: ProgressCallback) -> Measurement:
+        """Accuracy pass over the whole evaluation set, then the timed windows. Raises JobError
+        (or SkipJob for a job this device cannot run by design)."""
+
+    def close(self) -> None:
+        pass
+
+
+class Target(ABC):
+    def __init__(self, spec):
+        self.spec = spec
+
+    @abstractmethod
+    def open(self) -> Session:
+        ...
+
+    def artifact_root(self) -> Path | None:
+        return None

@@ -1,0 +1,119 @@
+"""Turning a workload into artifacts on the host: prepare data, train (or load) the base model once,
+export it, and build each variant. Everything is cached by a hash of what determines it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import onnx
+
+from harness.errors import ConfigError
+from harness.plan import Artifact
+from workloads.cache import cached_dir, content_hash
+from workloads.costs import model_cost, signature
+from workloads.datasets import PreparedData, prepare, prepare_user_eval
+from workloads.spec import WorkloadSpec
+from workloads.variants import FAMILIES
+
+# Bump when training or export changes in a way the hashed inputs do not show.
+BUILD_VERSION = 1
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BaseModel:
+    """A workload's trained (or given) model, its evaluation data and its nominal cost."""
+
+    workload: WorkloadSpec
+    data: PreparedData
+    onnx_path: Path
+    torch_state_path: Path | None
+    torch_model: dict | None
+    host_accuracy: float | None
+    was_trained: bool
+
+    def artifact(self, variant: str, family: str, precision: str, onnx_path: Path | None = None,
+                 variant_params: dict | None = None, extra_files: dict | None = None) -> Artifact:
+        onnx_path = onnx_path or self.onnx_path
+        cost = model_cost(onnx_path, self.data.input_shape)
+        files = {"onnx": str(onnx_path), **(extra_files or {})}
+        if onnx_path == self.onnx_path and self.torch_state_path is not None:
+            files["torch_state"] = str(self.torch_state_path)
+        return Artifact(
+            workload=self.workload.name, variant=variant, family=family, precision=precision,
+            files=files, eval_data=str(self.data.eval_path), n_eval=self.data.n_eval,
+            n_classes=self.data.n_classes, model_bytes=cost.model_bytes, params=cost.params,
+            macs=cost.macs, torch_model=self.torch_model if "torch_state" in files else None,
+            variant_params=dict(variant_params or {}), host_accuracy=self.host_accuracy)
+
+
+def _train_reference(workload: WorkloadSpec, data: PreparedData, progress: Progress) -> tuple[Path, bool]:
+    import torch
+
+    from workloads.export import export_onnx
+    from workloads.models import build_model, definition_source
+    from workloads.training import accuracy, seed_everything, train
+
+    spec = workload.model
+    in_channels, n_classes = data.input_shape[0], data.n_classes
+    key = content_hash({
+        "arch": spec.arch, "params": spec.params, "source": definition_source(spec.arch),
+        "dataset": workload.dataset.describe(), "training": workload.training.describe(),
+        "torch": torch.__version__, "build_version": BUILD_VERSION,
+    })
+
+    def build(tmp: Path) -> None:
+        seed_everything(workload.training.seed)
+        model = build_model(spec.arch, in_channels, n_classes, spec.params, str(workload.file))
+        x_train, y_train = data.load_train()
+        train(model, x_train, y_train, workload.training,
+              on_epoch=lambda e, n, loss: progress(f"training {workload.name}: epoch {e}/{n}, "
+                                                   f"loss {loss:.3f}"))
+        x_eval, y_eval = data.load_eval()
+        torch.save(model.state_dict(), tmp / "model.pt")
+        progress(f"exporting {workload.name} to ONNX")
+        export_onnx(model, x_eval, tmp / "model.onnx")
+        meta = {"arch": spec.arch, "in_channels": in_channels, "n_classes": n_classes,
+                "params": spec.params, "host_accuracy": accuracy(model, x_eval, y_eval)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+
+    return cached_dir("models", f"{spec.arch}-{key}", build)
+
+
+def build_base(workload: WorkloadSpec, progress: Progress = lambda msg: None) -> BaseModel:
+    if workload.model.onnx is not None:
+        return _user_base(workload)
+    data = prepare(workload.dataset)
+    folder, trained = _train_reference(workload, data, progress)
+    meta = json.loads((folder / "meta.json").read_text())
+    torch_model = {k: meta[k] for k in ("arch", "in_channels", "n_classes", "params")}
+    return BaseModel(workload, data, folder / "model.onnx", folder / "model.pt", torch_model,
+                     meta["host_accuracy"], trained)
+
+
+def _user_base(workload: WorkloadSpec) -> BaseModel:
+    path = Path(workload.model.onnx)
+    if not path.is_file():
+        raise ConfigError(f"{workload.file}: model file {path} not found")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx raises several unrelated types for a corrupt file
+        raise ConfigError(f"{path}: not a valid ONNX model ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+    sig = signature(model)
+    data = prepare_user_eval(Path(workload.dataset.path), sig.input_dtype, sig.input_shape,
+                             sig.n_outputs)
+    return BaseModel(workload, data, path, None, None, None, False)
+
+
+def build_variants(base: BaseModel, progress: Progress = lambda msg: None) -> dict[str, Artifact]:
+    artifacts = {}
+    for variant in base.workload.variants:
+        progress(f"building {base.workload.name}/{variant.name}")
+        artifacts[variant.name] = FAMILIES[variant.family].build(base, variant)
+    return artifacts

@@ -1,0 +1,72 @@
+"""Nominal cost of an ONNX artifact: bytes on disk, parameters and multiply-accumulates at batch 1.
+
+MACs come from onnx-tool's per-node profile, summed over the compute nodes (convolutions and matrix
+products, float or quantized; their bias additions included, elementwise activations excluded), which is
+the convention of MLPerf Tiny and the pruning literature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul",
+               "ConvInteger", "MatMulInteger"}
+
+ONNX_TO_NUMPY = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16,
+                 onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.UINT8: np.uint8,
+                 onnx.TensorProto.INT8: np.int8, onnx.TensorProto.INT32: np.int32,
+                 onnx.TensorProto.INT64: np.int64}
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    model_bytes: int
+    params: int
+    macs: int | None  # None when the graph cannot be profiled (an operator onnx-tool lacks)
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """The first input's name, dtype and shape (symbolic dims as str), and the first output's width."""
+
+    input_name: str
+    input_dtype: np.dtype
+    input_shape: tuple
+    n_outputs: int | None
+
+
+def signature(model: onnx.ModelProto) -> ModelSignature:
+    initializers = {t.name for t in model.graph.initializer}
+    first = next(i for i in model.graph.input if i.name not in initializers)
+    tensor = first.type.tensor_type
+    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                  for d in tensor.shape.dim)
+    dtype = np.dtype(ONNX_TO_NUMPY.get(tensor.elem_type, np.float32))
+    out_dims = model.graph.output[0].type.tensor_type.shape.dim
+    last = out_dims[-1] if out_dims else None
+    n_outputs = last.dim_value if last is not None and last.HasField("dim_value") else None
+    return ModelSignature(first.name, dtype, shape, n_outputs)
+
+
+def model_cost(path: Path, sample_shape: tuple[int, ...]) -> ModelCost:
+    """Cost at batch 1 for an input of `sample_shape` (one sample, no batch axis)."""
+    import onnx_tool
+
+    model = onnx.load(str(path))
+    sig = signature(model)
+    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            graph = onnx_tool.Model(model).graph
+            graph.shape_infer({sig.input_name: np.zeros((1, *sample_shape), sig.input_dtype)})
+            graph.profile()
+        macs = int(sum(node.macs[0] for node in graph.nodemap.values() if node.op_type in COMPUTE_OPS))
+    except Exception:  # onnx-tool raises bare exceptions for operators it does not model
+        macs = None
+    return ModelCost(model_bytes=Path(path).stat().st_size, params=params, macs=macs)

@@ -1,0 +1,149 @@
+"""Workload definitions: a TOML file under workloads/ naming a dataset, a model and the variants to build.
+
+    [workload]  name, description
+    [dataset]   name = "digits" | "mnist5k" | "npz"; eval_fraction, seed; path (npz)
+    [model]     arch = "small_cnn" | "resnet8" | "ds_cnn" with [model.params]; or onnx = "file.onnx"
+    [training]  epochs, batch_size, learning_rate, weight_decay, seed
+    [[variants]] name, family, and the family's parameters
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import ConfigError, unknown_name
+from harness.tomlconf import Table, load_toml
+from workloads.datasets import SOURCES, DatasetSpec
+from workloads.models import ARCHS
+from workloads.training import TrainingSpec
+from workloads.variants import FAMILIES
+
+WORKLOADS_DIR = Path(__file__).resolve().parent
+DATASET_NAMES = (*SOURCES, "npz")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    arch: str | None = None       # a reference model, trained locally
+    params: dict = field(default_factory=dict)
+    onnx: Path | None = None      # or the user's own ONNX file
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    family: str
+    precision: str
+    params: dict
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    name: str
+    file: Path
+    description: str
+    dataset: DatasetSpec
+    model: ModelSpec
+    training: TrainingSpec
+    variants: tuple[VariantSpec, ...]
+
+
+def _resolve(path: str, base: Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def parse_workload(data: dict, file: Path) -> WorkloadSpec:
+    root = Table(data, file)
+    head = root.table("workload", required=True)
+    name = head.take("name")
+    description = head.take("description", default="")
+    head.finish()
+
+    ds = root.table("dataset", required=True)
+    ds_name = ds.take("name", choices=DATASET_NAMES)
+    ds_path = ds.take("path", default=None) if ds_name == "npz" else None
+    if ds_name == "npz" and ds_path is None:
+        raise ConfigError(f"{ds.where('path')} is required when dataset name = \"npz\"")
+    dataset = DatasetSpec(
+        name=ds_name,
+        eval_fraction=ds.take("eval_fraction", float, 0.2, minimum=0.01, maximum=0.9),
+        seed=ds.take("seed", int, 0),
+        path=str(_resolve(ds_path, file.parent)) if ds_path else None,
+    )
+    ds.finish()
+
+    md = root.table("model", required=True)
+    if md.has("onnx"):
+        model = ModelSpec(onnx=_resolve(md.take("onnx"), file.parent))
+        if ds_name != "npz":
+            raise ConfigError(f"{md.where('onnx')}: a user's ONNX model needs its own evaluation set "
+                              f"(dataset name = \"npz\", path = ...)")
+    else:
+        arch = md.take("arch", choices=ARCHS)
+        model = ModelSpec(arch=arch, params=md.table("params").rest())
+        if ds_name == "npz":
+            raise ConfigError(f"{md.where('arch')}: reference models train on a packaged dataset "
+                              f"({', '.join(SOURCES)}), not on an evaluation-only npz")
+    md.finish()
+
+    tr = root.table("training")
+    training = TrainingSpec(
+        epochs=tr.take("epochs", int, TrainingSpec.epochs, minimum=1),
+        batch_size=tr.take("batch_size", int, TrainingSpec.batch_size, minimum=1),
+        learning_rate=tr.take("learning_rate", float, TrainingSpec.learning_rate, minimum=0.0),
+        weight_decay=tr.take("weight_decay", float, TrainingSpec.weight_decay, minimum=0.0),
+        seed=tr.take("seed", int, TrainingSpec.seed),
+    )
+    tr.finish()
+
+    variants = []
+    for vt in root.tables("variants") or [Table({"name": "fp32", "family": "baseline"}, file, "variants[0]")]:
+        v_name = vt.take("name")
+        family_name = vt.take("family", choices=FAMILIES)
+        params = vt.rest()
+        family = FAMILIES[family_name]
+        family.check_params(params, f"{file}: [[variants]] '{v_name}'")
+        variants.append(VariantSpec(v_name, family_name, family.precision(params), params))
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{file}: variant names must be unique, got {names}")
+    if "baseline" not in {v.family for v in variants}:
+        raise ConfigError(f"{file}: [[variants]] needs one variant of family \"baseline\" "
+                          f"(the reference for accuracy_delta)")
+    root.finish()
+    return WorkloadSpec(name, file, description, dataset, model, training, tuple(variants))
+
+
+def load_workload(path: Path) -> WorkloadSpec:
+    return parse_workload(load_toml(path), path)
+
+
+def workload_files(directory: Path = WORKLOADS_DIR) -> dict[str, Path]:
+    """Workload name -> file, for every *.toml directly under workloads/."""
+    found = {}
+    for path in sorted(directory.glob("*.toml")):
+        name = Table(load_toml(path), path).table("workload", required=True).take("name", default=path.stem)
+        found[name] = path
+    return found
+
+
+def find_workload(name_or_path: str, where: str = "") -> WorkloadSpec:
+    """A workload by its name (from workloads/*.toml) or by the path of its file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        return load_workload(candidate)
+    files = workload_files()
+    if name_or_path not in files:
+        raise unknown_name("workload", name_or_path, files, where)
+    return load_workload(files[name_or_path])
+
+
+def user_model_workload(model: Path, data: Path) -> WorkloadSpec:
+    """The workload behind `edgebench bench --model m.onnx --data eval.npz`."""
+    name = model.stem
+    return WorkloadSpec(name=name, file=model, description=f"user model {model}",
+                        dataset=DatasetSpec(name="npz", path=str(data)),
+                        model=ModelSpec(onnx=model), training=TrainingSpec(),
+                        variants=(VariantSpec("as-given", "baseline", "as-given", {}),))

@@ -1,0 +1,63 @@
+"""Training of reference models on the host: fixed seeds, deterministic order, all cores."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def train(model: nn.Module, x: np.ndarray, y: np.ndarray, spec: TrainingSpec,
+          on_epoch=None) -> nn.Module:
+    """Adam with a cosine schedule and cross-entropy; `on_epoch(done, total, loss)` reports progress."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    seed_everything(spec.seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    steps = spec.epochs * max(1, -(-len(xt) // spec.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, spec.learning_rate, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    order = torch.Generator().manual_seed(spec.seed)
+    model.train()
+    for epoch in range(spec.epochs):
+        total = 0.0
+        for idx in torch.randperm(len(xt), generator=order).split(spec.batch_size):
+            optimizer.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, spec.epochs, total / len(xt))
+    return model.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        logits = model(torch.from_numpy(x[start:start + batch_size]))
+        correct += int((logits.argmax(1).numpy() == y[start:start + batch_size]).sum())
+    return correct / len(x)
