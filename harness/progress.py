@@ -31,7 +31,11 @@ class QuietReporter:
         return False
 
     def note(self, message: str) -> None:
-        pass
+        """A line worth keeping in the log."""
+        self.console.print(message)
+
+    def status(self, message: str) -> None:
+        """A passing state (training epoch, export): shown live, not logged."""
 
     def run_started(self, total_jobs: int) -> None:
         pass
@@ -58,6 +62,7 @@ class RichReporter(QuietReporter):
         self.run_task = None
         self.job_task = None
         self.label = ""
+        self.status_task = None
 
     def __enter__(self):
         self.progress.__enter__()
@@ -69,7 +74,15 @@ class RichReporter(QuietReporter):
     def note(self, message: str) -> None:
         self.progress.console.print(f"[dim]{message}[/dim]")
 
+    def status(self, message: str) -> None:
+        if self.status_task is None:
+            self.status_task = self.progress.add_task(message, total=None)
+        self.progress.update(self.status_task, description=message)
+
     def run_started(self, total_jobs: int) -> None:
+        if self.status_task is not None:
+            self.progress.remove_task(self.status_task)
+            self.status_task = None
         self.run_task = self.progress.add_task("run", total=total_jobs)
 
     def job_started(self, job: Job) -> None:

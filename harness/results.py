@@ -34,6 +34,18 @@ class RunStore:
         self.results_csv = self.dir / "results.csv"
         self.run_json = self.dir / "run.json"
 
+    @staticmethod
+    def check_writable(runs_dir: Path) -> None:
+        """Fail before any work when the run could not be stored."""
+        try:
+            Path(runs_dir).mkdir(parents=True, exist_ok=True)
+            probe = Path(runs_dir) / ".write-probe"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"{runs_dir}: cannot write the run directory ({exc.strerror}); "
+                              f"choose another with --runs-dir") from None
+
     @classmethod
     def create(cls, runs_dir: Path, run_id: str, run_info: dict) -> "RunStore":
         store = cls(Path(runs_dir) / run_id)

@@ -146,6 +146,7 @@ class Bench:
 
     def start(self, request: BenchRequest, runs_dir: Path) -> RunStore:
         run = resolve(request)
+        RunStore.check_writable(runs_dir)
         return self._run(run, None, runs_dir)
 
     def resume(self, run_dir: Path) -> RunStore:
@@ -162,21 +163,17 @@ class Bench:
         try:
             facts = session.info()
             jobs = plan_jobs(run, facts)
-            if store is None:
-                run_id = new_run_id(runs_dir, run)
-                store = RunStore.create(runs_dir, run_id, {
-                    "run_id": run_id, "started_at": utc_now(), "request": asdict(run.request),
-                    "config_hash": content_hash(run.snapshot()), "config": run.snapshot(),
-                    "protocol": run.suite.protocol.to_dict(), "validity_rules": asdict(ValidityRules()),
-                    "host": host_environment(), "device": facts,
-                    "seeds": {w.name: {"dataset": w.dataset.seed, "training": w.training.seed}
-                              for w in run.workloads},
-                })
-            finished = store.finished_job_ids()
+            finished = store.finished_job_ids() if store else set()
             pending = [j for j in jobs if j.job_id not in finished]
-            self.reporter.note(f"run {store.dir}: {len(pending)} of {len(jobs)} jobs to run")
             try:
                 artifacts = self._build(run, pending)
+            except KeyboardInterrupt:
+                raise Interrupted("interrupted while building artifacts; no job had started in this "
+                                  "session, finished ones (if resuming) are kept") from None
+            if store is None:
+                store = self._create_store(run, runs_dir, facts)
+            self.reporter.note(f"run {store.dir}: {len(pending)} of {len(jobs)} jobs to run")
+            try:
                 self._measure(run, session, store, pending, artifacts)
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted: every finished job is kept in {store.results_csv}; "
@@ -188,6 +185,18 @@ class Bench:
             session.close()
         return store
 
+    @staticmethod
+    def _create_store(run: ResolvedRun, runs_dir: Path, facts: dict) -> RunStore:
+        run_id = new_run_id(runs_dir, run)
+        return RunStore.create(runs_dir, run_id, {
+            "run_id": run_id, "started_at": utc_now(), "request": asdict(run.request),
+            "config_hash": content_hash(run.snapshot()), "config": run.snapshot(),
+            "protocol": run.suite.protocol.to_dict(), "validity_rules": asdict(ValidityRules()),
+            "host": host_environment(), "device": facts,
+            "seeds": {w.name: {"dataset": w.dataset.seed, "training": w.training.seed}
+                      for w in run.workloads},
+        })
+
     def _build(self, run: ResolvedRun, pending: list[Job]) -> dict[tuple, Artifact]:
         """Every artifact a pending job needs, built (or taken from the cache) before any job runs, so a
         bad model or data file stops the run before it measures anything."""
@@ -196,8 +205,8 @@ class Bench:
         for workload in run.workloads:
             if workload.name not in needed:
                 continue
-            base = build_base(workload, self.reporter.note)
-            for name, artifact in build_variants(base, self.reporter.note).items():
+            base = build_base(workload, self.reporter.status)
+            for name, artifact in build_variants(base, self.reporter.status).items():
                 artifacts[(workload.name, name)] = artifact
         return artifacts
 

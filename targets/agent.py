@@ -41,11 +41,13 @@ def _read(path):
 
 def device_facts() -> dict:
     """What the device is: read here, on the device, never assumed by the host."""
-    cpu_model = None
+    fields = {}
     for line in (_read("/proc/cpuinfo") or "").splitlines():
-        if line.lower().startswith(("model name", "hardware", "model")):
-            cpu_model = line.split(":", 1)[1].strip()
-            break
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip().lower(), value.strip())
+    # x86 says "model name"; Arm boards say "Model" (Raspberry Pi) or "Hardware"
+    cpu_model = next((fields[k] for k in ("model name", "hardware", "cpu model") if fields.get(k)), None)
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -77,6 +79,11 @@ def device_facts() -> dict:
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process. Linux's VmHWM belongs to this program alone; ru_maxrss
+    would also count the parent's memory at fork time (it survives exec)."""
+    for line in (_read("/proc/self/status") or "").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024.0 if sys.platform != "darwin" else kb / 1024.0 / 1024.0
 
