@@ -18,6 +18,11 @@ import onnx
 COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul",
                "ConvInteger", "MatMulInteger"}
 
+# Weights are float or 8-bit tensors; int64 initializers are shapes and indices, scalars are
+# quantization scales and zero points: neither is a parameter.
+WEIGHT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+                onnx.TensorProto.DOUBLE, onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+
 ONNX_TO_NUMPY = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16,
                  onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.UINT8: np.uint8,
                  onnx.TensorProto.INT8: np.int8, onnx.TensorProto.INT32: np.int32,
@@ -60,7 +65,8 @@ def model_cost(path: Path, sample_shape: tuple[int, ...]) -> ModelCost:
 
     model = onnx.load(str(path))
     sig = signature(model)
-    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer
+                 if t.dims and t.data_type in WEIGHT_TYPES)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             graph = onnx_tool.Model(model).graph

@@ -1,0 +1,51 @@
+"""The target registry (entry points, so a separate package can add a target) and target files."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import write
+from harness.errors import ConfigError
+from targets.registry import adapters, load_adapter
+from targets.spec import find_target
+
+
+def test_cpu_is_registered_through_its_entry_point():
+    from targets.cpu import CpuTarget
+
+    assert load_adapter("cpu") is CpuTarget
+
+
+def test_a_separate_package_adds_a_target_by_entry_point(tmp_path, monkeypatch):
+    """An installed distribution declares `[edgebench.targets] myboard = ...`: no edgebench change."""
+    write(tmp_path / "myboard_plugin.py", """
+    from targets.cpu import CpuTarget
+
+    class MyBoard(CpuTarget):
+        pass
+    """)
+    write(tmp_path / "myboard_plugin-1.0.dist-info" / "METADATA",
+          "Metadata-Version: 2.1\nName: myboard-plugin\nVersion: 1.0\n")
+    write(tmp_path / "myboard_plugin-1.0.dist-info" / "entry_points.txt",
+          "[edgebench.targets]\nmyboard = myboard_plugin:MyBoard\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "myboard" in adapters()
+    assert load_adapter("myboard").__name__ == "MyBoard"
+    board = write(tmp_path / "board.toml", '[target]\nname = "bench-board"\nadapter = "myboard"\n')
+    assert find_target(str(board)).adapter == "myboard"
+
+
+def test_unknown_adapter_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown target adapter 'cpux'.*did you mean 'cpu'"):
+        load_adapter("cpux", "board.toml")
+
+
+def test_target_file_rejects_unknown_backend_and_stray_options(tmp_path):
+    bad = write(tmp_path / "t.toml", '[target]\nbackends = ["onnxruntime", "tensorflow"]\n')
+    with pytest.raises(ConfigError, match="unknown backend 'tensorflow'"):
+        find_target(str(bad))
+    stray = write(tmp_path / "u.toml", '[target]\nbackends = ["onnxruntime"]\n[backends.torch]\n')
+    with pytest.raises(ConfigError, match="which \\[target\\] backends does not list"):
+        find_target(str(stray))
