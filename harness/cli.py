@@ -47,10 +47,13 @@ def _report(args) -> int:
 def _compare(args) -> int:
     from reports.compare import write_comparison
 
-    for path in write_comparison(Path(args.run_a), Path(args.run_b), Path(args.out) if args.out else None,
-                                 ratio_threshold=args.threshold, alpha=args.alpha):
+    paths, n_regressions = write_comparison(Path(args.run_a), Path(args.run_b),
+                                            Path(args.out) if args.out else None,
+                                            ratio_threshold=args.threshold, alpha=args.alpha)
+    print(paths[1].read_text())
+    for path in paths:
         print(path)
-    return 0
+    return 1 if args.fail_on_regression and n_regressions else 0
 
 
 def _list(args) -> int:
@@ -97,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--threshold", type=float, default=1.10,
                    help="latency ratio that counts as a change when significant (default 1.10)")
     c.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    c.add_argument("--fail-on-regression", action="store_true",
+                   help="exit with status 1 when any job regressed (for CI)")
     c.set_defaults(func=_compare)
 
     ls = sub.add_parser("list", help="list targets, suites, workloads and adapters")

@@ -77,7 +77,7 @@ COMPARE_COLUMNS = [
 
 
 def write_comparison(run_a: Path, run_b: Path, out_dir: Path | None = None, ratio_threshold: float = 1.10,
-                     alpha: float = 0.01) -> tuple[Path, Path]:
+                     alpha: float = 0.01) -> tuple[tuple[Path, Path], int]:
     table, only_a, only_b = compare_runs(run_a, run_b, ratio_threshold, alpha)
     out_dir = Path(out_dir or run_b)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -96,4 +96,4 @@ def write_comparison(run_a: Path, run_b: Path, out_dir: Path | None = None, rati
     md_path = out_dir / "compare.md"
     md_path.write_text("\n".join([f"# {title}", "", summary, "", markdown_table(headers, body), ""]
                                  + [f"- **{k}**: {v}" for k, v in extra]) + "\n")
-    return html_path, md_path
+    return (html_path, md_path), n_reg

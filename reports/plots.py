@@ -26,16 +26,17 @@ def label(row) -> str:
     return f"{row['variant']} {row['backend']} t{int(row['threads'])}"
 
 
-def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str) -> str:
-    """Accuracy against a cost, every job a point, the Pareto front drawn as a step line."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str,
+                  by_variant: bool = False) -> str:
+    """Accuracy against a cost, every job (or variant) a point, the Pareto front as a step line."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
     points = rows.dropna(subset=[cost, "accuracy"])
     front = pareto_mask(points[cost].to_numpy(), points["accuracy"].to_numpy())
-    for backend, group in points.groupby("backend"):
-        ax.scatter(group[cost], group["accuracy"] * 100, label=backend, s=40, alpha=0.85)
+    for name, group in points.groupby("family" if by_variant else "backend"):
+        ax.scatter(group[cost], group["accuracy"] * 100, label=name, s=40, alpha=0.85)
     for _, row in points.iterrows():
-        ax.annotate(label(row), (row[cost], row["accuracy"] * 100), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+        ax.annotate(row["variant"] if by_variant else label(row), (row[cost], row["accuracy"] * 100),
+                    fontsize=7, xytext=(4, 3), textcoords="offset points")
     on_front = points[front].sort_values(cost)
     if len(on_front):
         ax.step(on_front[cost], on_front["accuracy"] * 100, where="post", color="black", lw=1,
@@ -53,7 +54,7 @@ def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str) ->
 def latency_distribution_plot(samples_ms: dict[str, np.ndarray], title: str) -> str:
     """One horizontal box per job (whiskers at p1/p99) over its per-iteration latencies."""
     names = list(samples_ms)
-    fig, ax = plt.subplots(figsize=(6.4, 0.5 * len(names) + 1.4))
+    fig, ax = plt.subplots(figsize=(5.6, 0.45 * len(names) + 1.4))
     ax.boxplot([samples_ms[n] for n in names], vert=False, whis=(1, 99), showfliers=False)
     ax.set_yticks(range(1, len(names) + 1), names, fontsize=8)
     ax.set_xlabel("latency per inference (ms), whiskers p1-p99")

@@ -54,8 +54,11 @@ def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
         figures = [("accuracy vs latency", plots.tradeoff_plot(
             rows, "latency_p50_ms", "latency p50 (ms)", f"{workload}: accuracy vs latency"))]
         if rows["macs"].notna().any():
+            # MACs belong to a variant, not to a backend: one point per variant
+            per_variant = rows.drop_duplicates("variant")
             figures.append(("accuracy vs MACs", plots.tradeoff_plot(
-                rows, "macs", "MACs per inference", f"{workload}: accuracy vs MACs")))
+                per_variant, "macs", "MACs per inference", f"{workload}: accuracy vs MACs",
+                by_variant=True)))
         samples = {}
         for _, row in rows.iterrows():
             if row.get("raw_latency_file"):

@@ -49,5 +49,17 @@ def test_compare_runs_joins_jobs_and_flags_regressions(tmp_path):
     row = table.iloc[0]
     assert row["latency_verdict"] == "regression" and bool(row["regression"])
     assert "accuracy regression (-5.00 points)" in row["flags"]
-    html, md = write_comparison(base, slower, tmp_path / "out")
+    (html, md), n_regressions = write_comparison(base, slower, tmp_path / "out")
+    assert n_regressions == 1
     assert "regression" in md.read_text() and html.read_text().startswith("<!doctype html>")
+
+
+def test_compare_cli_fails_on_regression_when_asked(tmp_path, capsys):
+    from harness.cli import main
+
+    base = fake_run(tmp_path / "runs" / "a", 1.0, 0.95, seed=1)
+    same = fake_run(tmp_path / "runs" / "b", 1.0, 0.95, seed=3)
+    slower = fake_run(tmp_path / "runs" / "c", 1.5, 0.95, seed=2)
+    assert main(["compare", str(base), str(same), "--fail-on-regression"]) == 0
+    assert main(["compare", str(base), str(slower), "--fail-on-regression"]) == 1
+    assert "latency regression" in capsys.readouterr().out
