@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 clock_ns = time.monotonic_ns
 
@@ -51,10 +51,12 @@ class TimedRun:
     warmup_s: float = 0.0
 
 
-def run_protocol(run_once: Callable[[], object], settings: ProtocolSettings,
+def run_protocol(call: Callable[..., object], args: Tuple, settings: ProtocolSettings,
                  on_window: Optional[Callable[[int, int], None]] = None) -> TimedRun:
-    """Warm up, then time `settings.n_windows` windows of `run_once()` calls.
+    """Warm up, then time `settings.n_windows` windows of `call(*args)`.
 
+    The runtime's own call and its arguments come unwrapped: a wrapper function would add a Python frame
+    (about 0.7 us, 3% of a 25 us model) inside every timed region.
     `on_window(done, total)` is called between windows, outside every timed region.
     """
     result = TimedRun()
@@ -62,7 +64,7 @@ def run_protocol(run_once: Callable[[], object], settings: ProtocolSettings,
     warm_ns = int(settings.warmup_min_s * 1e9)
     n = 0
     while n < settings.warmup_min_iterations or clock_ns() - warm_start < warm_ns:
-        run_once()
+        call(*args)
         n += 1
     result.warmup_iterations = n
     result.warmup_s = (clock_ns() - warm_start) / 1e9
@@ -77,7 +79,7 @@ def run_protocol(run_once: Callable[[], object], settings: ProtocolSettings,
         n = 0
         while True:
             t0 = clock_ns()
-            run_once()
+            call(*args)
             t1 = clock_ns()
             append(t1 - t0)
             n += 1

@@ -119,7 +119,8 @@ def run_job(request: dict) -> dict:
     sample = np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:]))
     settings = ProtocolSettings(**request["protocol"])
     send({"type": "progress", "phase": "warmup", "done": 0, "total": settings.n_windows})
-    timed = run_protocol(backend.runner(sample), settings, on_window=lambda done, total: send(
+    call, args = backend.runner(sample)
+    timed = run_protocol(call, args, settings, on_window=lambda done, total: send(
         {"type": "progress", "phase": "window", "done": done, "total": total}))
     np.save(request["latency_out"], np.frombuffer(timed.latency_ns, dtype=np.int64))
     return {

@@ -26,7 +26,7 @@ def test_windows_stop_when_both_duration_and_iterations_are_met(monkeypatch):
     settings = ProtocolSettings(warmup_min_iterations=5, warmup_min_s=0.02, n_windows=3,
                                 window_min_s=0.01, window_min_iterations=50)
     seen = []
-    result = run_protocol(run_once, settings, on_window=lambda d, t: seen.append((d, t)))
+    result = run_protocol(run_once, (), settings, on_window=lambda d, t: seen.append((d, t)))
     # warm-up: 20 ms of 1 ms calls beats the 5-iteration minimum
     assert result.warmup_iterations == 20
     # windows: 50 iterations (50 ms) beat the 10 ms minimum
@@ -47,6 +47,6 @@ def test_duration_dominates_for_fast_models(monkeypatch):
 
     settings = ProtocolSettings(warmup_min_iterations=1, warmup_min_s=0.0, n_windows=2,
                                 window_min_s=0.05, window_min_iterations=10)
-    result = run_protocol(run_once, settings)
+    result = run_protocol(run_once, (), settings)
     assert [w.n_iterations for w in result.windows] == [500, 500]
     assert all(w.duration_s >= 0.05 for w in result.windows)

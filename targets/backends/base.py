@@ -5,7 +5,7 @@ Runs inside the agent (boards included): numpy and the runtime only, Python 3.8 
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -28,8 +28,9 @@ class Backend:
         """The first output for a batch, used by the accuracy pass."""
         raise NotImplementedError
 
-    def runner(self, x: np.ndarray) -> Callable[[], object]:
-        """A zero-argument call that runs one inference on `x`: the only thing inside a timed region."""
+    def runner(self, x: np.ndarray) -> Tuple[Callable[..., object], tuple]:
+        """The runtime's call and its arguments for one inference on `x`, bound once: `call(*args)` is
+        the only thing inside a timed region."""
         raise NotImplementedError
 
     @property

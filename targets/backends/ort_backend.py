@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from targets.backends.base import Backend, Unsupported
@@ -51,7 +49,7 @@ class OrtBackend(Backend):
         return self.session.run(self.output_names, {self.input_name: x})[0]
 
     def runner(self, x: np.ndarray):
-        return functools.partial(self.session.run, self.output_names, {self.input_name: x})
+        return self.session.run, (self.output_names, {self.input_name: x})
 
     @property
     def fixed_batch(self):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from targets.backends.base import Backend, Unsupported
@@ -34,7 +32,7 @@ class TorchBackend(Backend):
         return self.model(self._torch.from_numpy(x)).numpy()
 
     def runner(self, x: np.ndarray):
-        return functools.partial(self.model, self._torch.from_numpy(x))
+        return self.model, (self._torch.from_numpy(x),)
 
     def info(self) -> dict:
         return {"runtime": "torch", "version": self._torch.__version__,
