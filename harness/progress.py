@@ -5,8 +5,14 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from harness.plan import Job
@@ -108,11 +114,12 @@ def summary_table(rows: list[dict]) -> Table:
     for name in ("workload", "variant", "backend", "threads", "accuracy", "p50 ms", "p99 ms",
                  "inf/s", "MACs", "valid", "status"):
         table.add_column(name, justify="right" if name not in ("workload", "variant", "backend") else "left")
+    def num(r, key, fmt):
+        return format(float(r[key]), fmt) if r.get(key) not in (None, "") else ""
+
     for r in rows:
-        def num(key, fmt):
-            return format(float(r[key]), fmt) if r.get(key) not in (None, "") else ""
-        table.add_row(r["workload"], r["variant"], r["backend"], str(r["threads"]), num("accuracy", ".4f"),
-                      num("latency_p50_ms", ".3f"), num("latency_p99_ms", ".3f"),
-                      num("throughput_ips", ".0f"), num("macs", ",.0f"), str(r.get("valid", "")),
+        table.add_row(r["workload"], r["variant"], r["backend"], str(r["threads"]), num(r, "accuracy", ".4f"),
+                      num(r, "latency_p50_ms", ".3f"), num(r, "latency_p99_ms", ".3f"),
+                      num(r, "throughput_ips", ".0f"), num(r, "macs", ",.0f"), str(r.get("valid", "")),
                       r["status"])
     return table

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, List, Optional, Tuple
 
 clock_ns = time.monotonic_ns
 
@@ -46,13 +46,13 @@ class TimedRun:
     """Every iteration's latency, in order, and the windows that hold them."""
 
     latency_ns: array = field(default_factory=lambda: array("q"))
-    windows: List[Window] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
     warmup_iterations: int = 0
     warmup_s: float = 0.0
 
 
-def run_protocol(call: Callable[..., object], args: Tuple, settings: ProtocolSettings,
-                 on_window: Optional[Callable[[int, int], None]] = None) -> TimedRun:
+def run_protocol(call: Callable[..., object], args: tuple, settings: ProtocolSettings,
+                 on_window: Callable[[int, int], None] | None = None) -> TimedRun:
     """Warm up, then time `settings.n_windows` windows of `call(*args)`.
 
     The runtime's own call and its arguments come unwrapped: a wrapper function would add a Python frame

@@ -47,7 +47,7 @@ class RunStore:
                               f"choose another with --runs-dir") from None
 
     @classmethod
-    def create(cls, runs_dir: Path, run_id: str, run_info: dict) -> "RunStore":
+    def create(cls, runs_dir: Path, run_id: str, run_info: dict) -> RunStore:
         store = cls(Path(runs_dir) / run_id)
         try:
             (store.dir / "raw").mkdir(parents=True, exist_ok=False)
@@ -70,7 +70,7 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, run_dir: Path) -> "RunStore":
+    def open(cls, run_dir: Path) -> RunStore:
         store = cls(run_dir)
         if not store.run_json.is_file() or not store.results_csv.is_file():
             raise ConfigError(f"{run_dir}: not an edgebench run directory (run.json and results.csv "

@@ -52,7 +52,7 @@ def summarize(latency_ns: np.ndarray, windows: list[Window], batch_size: int,
     row = latency_summary_ms(latency_ns)
     throughputs = window_throughputs_ips(windows, batch_size)
     row["throughput_ips"] = float(np.median(throughputs))
-    row["n_iterations"] = int(len(latency_ns))
+    row["n_iterations"] = len(latency_ns)
     row["n_windows"] = len(windows)
     row["window_min_s"] = min(w.duration_s for w in windows)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError, unknown_name
+from harness.errors import ConfigError
 from harness.protocol import ProtocolSettings
-from harness.tomlconf import Table, load_toml
+from harness.tomlconf import Table, load_toml, named_file, stems
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "workloads" / "suites"
 
@@ -71,14 +71,10 @@ def parse_suite(data: dict, file: Path) -> SuiteSpec:
 
 
 def suite_files(directory: Path = SUITES_DIR) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+    return stems(directory)
 
 
 def find_suite(name_or_path: str) -> SuiteSpec:
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".toml":
-        return parse_suite(load_toml(candidate), candidate)
-    files = suite_files()
-    if name_or_path not in files:
-        raise unknown_name("suite", name_or_path, files, "--suite")
-    return parse_suite(load_toml(files[name_or_path]), files[name_or_path])
+    """A suite by name (workloads/suites/<name>.toml) or by the path of a TOML file."""
+    path = named_file(name_or_path, suite_files(), "suite", "--suite")
+    return parse_suite(load_toml(path), path)

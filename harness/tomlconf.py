@@ -7,10 +7,11 @@ rejects keys nobody read (a typo in a config must not be silently ignored).
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from harness.errors import ConfigError, suggest
+from harness.errors import ConfigError, suggest, unknown_name
 
 _MISSING = object()
 
@@ -25,6 +26,20 @@ def load_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def named_file(name_or_path: str, files: dict[str, Path], kind: str, where: str) -> Path:
+    """A config file given by path (anything ending in .toml) or by its name among `files`."""
+    if name_or_path.endswith(".toml"):
+        return Path(name_or_path)
+    if name_or_path not in files:
+        raise unknown_name(kind, name_or_path, files, where)
+    return files[name_or_path]
+
+
+def stems(directory: Path) -> dict[str, Path]:
+    """name -> file for every *.toml directly in `directory`."""
+    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
 
 
 class Table:
@@ -69,7 +84,7 @@ class Table:
             raise ConfigError(f"{self.where(key)} = {value!r}: must be <= {maximum}")
         return value
 
-    def table(self, key: str, required: bool = False) -> "Table":
+    def table(self, key: str, required: bool = False) -> Table:
         self._read.add(key)
         if key not in self.data and not required:
             return Table({}, self.path, self._child(key))
@@ -77,7 +92,7 @@ class Table:
             raise ConfigError(f"{self.where(key)}: table [{self._child(key)}] is required")
         return Table(self.data[key], self.path, self._child(key))
 
-    def tables(self, key: str) -> list["Table"]:
+    def tables(self, key: str) -> list[Table]:
         """An array of tables ([[key]])."""
         self._read.add(key)
         items = self.data.get(key, [])

@@ -8,11 +8,11 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # no display on a build machine or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from reports.pareto import pareto_mask  # noqa: E402
+from reports.pareto import pareto_mask
 
 
 def to_data_uri(fig) -> str:

@@ -37,7 +37,7 @@ def run_facts(info: dict) -> list[tuple[str, str]]:
 
 
 def validity_banner(ok: pd.DataFrame) -> str:
-    invalid = ok[ok["valid"] == False]  # noqa: E712 (pandas element-wise)
+    invalid = ok[ok["valid"] == False]
     if invalid.empty:
         return ""
     return (f"Not valid for publication: {len(invalid)} of {len(ok)} results break the MLPerf Tiny "

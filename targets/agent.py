@@ -100,8 +100,8 @@ def run_job(request: dict) -> dict:
     batch_size = request["batch_size"]
     if backend.fixed_batch is not None and backend.fixed_batch != batch_size:
         from targets.backends.base import Unsupported
-        raise Unsupported("the model has a fixed batch size of {}; batch_size {} cannot run".format(
-            backend.fixed_batch, batch_size))
+        raise Unsupported(f"the model has a fixed batch size of {backend.fixed_batch}; "
+                          f"batch_size {batch_size} cannot run")
 
     with np.load(request["artifact"]["eval_data"], allow_pickle=False) as data:
         x, y = data["x"], data["y"]
@@ -127,7 +127,7 @@ def run_job(request: dict) -> dict:
         "type": "result",
         "accuracy": correct / len(y),
         "n_correct": correct,
-        "n_eval": int(len(y)),
+        "n_eval": len(y),
         "windows": [[w.start_ns, w.end_ns, w.n_iterations] for w in timed.windows],
         "warmup_iterations": timed.warmup_iterations,
         "warmup_s": timed.warmup_s,
@@ -152,7 +152,7 @@ def main() -> int:
         except Unsupported as exc:
             send({"type": "error", "kind": "skip", "message": str(exc)})
         except Exception as exc:  # every failure goes back to the host as a message, not a dead pipe
-            send({"type": "error", "kind": "fail", "message": "{}: {}".format(type(exc).__name__, exc),
+            send({"type": "error", "kind": "fail", "message": f"{type(exc).__name__}: {exc}",
                   "traceback": traceback.format_exc(limit=6)})
     return 0
 

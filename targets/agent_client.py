@@ -6,7 +6,8 @@ import json
 import os
 import selectors
 import time
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 from harness.errors import JobError
 from targets.agent import PROTOCOL_VERSION

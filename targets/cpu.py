@@ -46,7 +46,7 @@ class LocalAgent:
         said = f"; it said: {' | '.join(tail)}" if tail else ""
         return f" (exit status {code}){said}" if code is not None else said
 
-    def __enter__(self) -> "LocalAgent":
+    def __enter__(self) -> LocalAgent:
         return self
 
     def __exit__(self, *exc) -> None:

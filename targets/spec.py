@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError, unknown_name
-from harness.tomlconf import Table, load_toml
+from harness.tomlconf import Table, load_toml, named_file, stems
 from targets.backends import BACKENDS
 
 TARGETS_DIR = Path(__file__).resolve().parent
@@ -58,15 +58,10 @@ def parse_target(data: dict, file: Path) -> TargetSpec:
 
 
 def target_files(directory: Path = TARGETS_DIR) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+    return stems(directory)
 
 
 def find_target(name_or_path: str) -> TargetSpec:
     """A target by name (targets/<name>.toml) or by the path of a TOML file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".toml":
-        return parse_target(load_toml(candidate), candidate)
-    files = target_files()
-    if name_or_path not in files:
-        raise unknown_name("target", name_or_path, files, "--target")
-    return parse_target(load_toml(files[name_or_path]), files[name_or_path])
+    path = named_file(name_or_path, target_files(), "target", "--target")
+    return parse_target(load_toml(path), path)

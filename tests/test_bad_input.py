@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 from conftest import tiny_workload_toml, write
+
 from harness.cli import main
 
 

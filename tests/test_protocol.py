@@ -1,6 +1,6 @@
 """The stopping rule, checked against a fake clock so that the test is exact and machine-independent."""
 
-import harness.protocol as protocol
+from harness import protocol
 from harness.protocol import ProtocolSettings, run_protocol
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from test_compare import fake_run
 
 from reports.pareto import pareto_mask
 from reports.report import write_report
-from test_compare import fake_run
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -19,7 +19,7 @@ def test_html_report_escapes_names_from_user_files(tmp_path):
     run = fake_run(tmp_path / "runs" / "r", 1.0, 0.9, seed=0)
     text = (run / "results.csv").read_text().replace(",w,", ",<script>alert(1)</script>,")
     (run / "results.csv").write_text(text)
-    html_path, md_path = write_report(run)
+    html_path, _ = write_report(run)
     html = html_path.read_text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-
 from conftest import write
+
 from harness.errors import ConfigError
 from targets.registry import adapters, load_adapter
 from targets.spec import find_target

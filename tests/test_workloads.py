@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from conftest import tiny_workload_toml, write
+
 from workloads.costs import model_cost
 from workloads.datasets import DatasetSpec, prepare
 from workloads.export import export_onnx

@@ -4,9 +4,9 @@ export it, and build each variant. Everything is cached by a hash of what determ
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import onnx
 

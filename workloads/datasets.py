@@ -7,9 +7,9 @@ with a recorded seed. A user's own evaluation set is an .npz with arrays `x` and
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

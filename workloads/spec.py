@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import ConfigError, unknown_name
-from harness.tomlconf import Table, load_toml
+from harness.errors import ConfigError
+from harness.tomlconf import Table, load_toml, named_file
 from workloads.datasets import SOURCES, DatasetSpec
 from workloads.models import ARCHS
 from workloads.training import TrainingSpec
@@ -131,13 +131,7 @@ def workload_files(directory: Path = WORKLOADS_DIR) -> dict[str, Path]:
 
 def find_workload(name_or_path: str, where: str = "") -> WorkloadSpec:
     """A workload by its name (from workloads/*.toml) or by the path of its file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".toml":
-        return load_workload(candidate)
-    files = workload_files()
-    if name_or_path not in files:
-        raise unknown_name("workload", name_or_path, files, where)
-    return load_workload(files[name_or_path])
+    return load_workload(named_file(name_or_path, workload_files(), "workload", where))
 
 
 def user_model_workload(model: Path, data: Path) -> WorkloadSpec:

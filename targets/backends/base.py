@@ -5,7 +5,7 @@ Runs inside the agent (boards included): numpy and the runtime only, Python 3.8 
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,13 +28,13 @@ class Backend:
         """The first output for a batch, used by the accuracy pass."""
         raise NotImplementedError
 
-    def runner(self, x: np.ndarray) -> Tuple[Callable[..., object], tuple]:
+    def runner(self, x: np.ndarray) -> tuple[Callable[..., object], tuple]:
         """The runtime's call and its arguments for one inference on `x`, bound once: `call(*args)` is
         the only thing inside a timed region."""
         raise NotImplementedError
 
     @property
-    def fixed_batch(self) -> Optional[int]:
+    def fixed_batch(self) -> int | None:
         """The batch size the model was built for, or None when the batch axis is dynamic."""
         return None
 

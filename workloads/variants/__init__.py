@@ -6,7 +6,8 @@ A family is a `Family` with `precision(params)` (known before building, for plan
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from workloads.variants import baseline
 
