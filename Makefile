@@ -4,6 +4,8 @@ SUITE  ?= quick
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Power source overriding the target's [power], e.g. POWER=emulated-ina219 or POWER=um25c:port=/dev/rfcomm0
+POWER  ?=
 # Extra flags for `edgebench bench`, e.g. ARGS="--quiet --backend torch".
 ARGS   ?=
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 bench: $(STAMP)
-	$(BIN)/edgebench bench --target $(TARGET) --suite $(SUITE) $(ARGS)
+	$(BIN)/edgebench bench --target $(TARGET) --suite $(SUITE) $(if $(POWER),--power $(POWER)) $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

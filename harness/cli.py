@@ -23,7 +23,8 @@ def _bench(args) -> int:
         else:
             request = BenchRequest(target=args.target, suite=args.suite, workloads=args.workload or [],
                                    model=args.model, data=args.data, backends=args.backend or [],
-                                   threads=args.threads or [], batch_sizes=args.batch_size or [])
+                                   threads=args.threads or [], batch_sizes=args.batch_size or [],
+                                   power=args.power)
             store = bench.start(request, Path(args.runs_dir))
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary_table(store.rows()))
@@ -83,6 +84,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", action="append", help="limit to these backends (repeatable)")
     b.add_argument("--threads", action="append", help="thread counts: an integer or 'all' (repeatable)")
     b.add_argument("--batch-size", action="append", type=int, help="batch sizes (repeatable)")
+    b.add_argument("--power", metavar="SOURCE[:KEY=VALUE,...]",
+                   help="power source, overriding the target's [power]: e.g. um25c:port=/dev/rfcomm0, "
+                        "emulated-ina219 (a labelled emulation), none")
     b.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
     b.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: only missing jobs run")
     b.add_argument("--quiet", action="store_true", help="no progress bars: one line per job (for CI)")

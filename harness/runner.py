@@ -10,11 +10,15 @@ from pathlib import Path
 from harness.environment import host_environment, utc_now
 from harness.errors import ConfigError, EdgebenchError, JobError, SkipJob, unknown_name
 from harness.plan import Artifact, Job, expand
+from harness.rows import add_energy, job_row, measured_row
 from harness.progress import QuietReporter
 from harness.results import RunStore
-from harness.stats import ValidityRules, summarize
+from harness.stats import ValidityRules
 from harness.suite import SuiteSpec, find_suite
-from targets.base import Measurement, Session
+from power.monitor import PowerMonitor
+from power.registry import PowerSpec
+from power.registry import parse_cli as parse_power_cli
+from targets.base import Session
 from targets.registry import load_adapter
 from targets.spec import TargetSpec, find_target
 from workloads.build import build_base, build_variants
@@ -34,6 +38,7 @@ class BenchRequest:
     backends: list[str] = field(default_factory=list)
     threads: list[str] = field(default_factory=list)      # "1", "all", ...
     batch_sizes: list[int] = field(default_factory=list)
+    power: str | None = None                              # overrides the target's [power]
 
 
 @dataclass
@@ -43,6 +48,7 @@ class ResolvedRun:
     suite: SuiteSpec
     workloads: list[WorkloadSpec]
     backends: list[str]
+    power: PowerSpec
 
     def snapshot(self) -> dict:
         """Everything that determines the jobs and how they are measured (for run.json and resume)."""
@@ -51,6 +57,7 @@ class ResolvedRun:
             "suite": {**asdict(self.suite), "file": str(self.suite.file)},
             "workloads": [{"name": w.name, "file": str(w.file), "spec": asdict(w)} for w in self.workloads],
             "backends": self.backends,
+            "power": asdict(self.power),
         }
 
 
@@ -71,7 +78,8 @@ def resolve(request: BenchRequest) -> ResolvedRun:
         if backend not in target.backends:
             raise unknown_name(f"backend for target '{target.name}'", backend, target.backends,
                                str(target.file))
-    return ResolvedRun(request, target, suite, workloads, backends)
+    power = parse_power_cli(request.power) if request.power else target.power
+    return ResolvedRun(request, target, suite, workloads, backends, power)
 
 
 def resolve_threads(values, usable_cores: int) -> list[int]:
@@ -107,37 +115,14 @@ def new_run_id(runs_dir: Path, run: ResolvedRun) -> str:
     return run_id
 
 
-def baseline_accuracy(rows: list[dict], job: Job) -> float | None:
-    """The fp32 baseline's accuracy for the same workload, target and backend (same settings first)."""
-    candidates = [r for r in rows if r["status"] == "ok" and r["family"] == "baseline"
-                  and r["workload"] == job.workload and r["target"] == job.target
-                  and r["backend"] == job.backend]
-    candidates.sort(key=lambda r: (r["threads"] != str(job.threads), r["batch_size"] != str(job.batch_size)))
-    return float(candidates[0]["accuracy"]) if candidates else None
-
-
-def job_row(run_id: str, job: Job, artifact: Artifact | None, energy_source: str) -> dict:
-    row = {"run_id": run_id, "job_id": job.job_id, **asdict(job), "energy_source": energy_source,
-           "finished_at": utc_now()}
-    if artifact is not None:
-        row.update(model_bytes=artifact.model_bytes, params=artifact.params, macs=artifact.macs,
-                   n_eval=artifact.n_eval)
-    return row
-
-
-def measured_row(row: dict, job: Job, m: Measurement, store: RunStore) -> dict:
-    summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules())
-    row.update(summary)
-    row.update(status="ok", accuracy=m.accuracy, n_eval=m.n_eval, warmup_iterations=m.warmup_iterations,
-               peak_rss_mb=round(m.peak_rss_mb, 1),
-               raw_latency_file=store.save_latency(job.job_id, m.latency_ns, m.windows))
-    reference = m.accuracy if job.family == "baseline" else baseline_accuracy(store.rows(), job)
-    row["accuracy_delta"] = m.accuracy - reference if reference is not None else None
-    return row
-
-
 class Interrupted(EdgebenchError):
     exit_code = 130
+
+
+class PowerFault(EdgebenchError):
+    """Strict mode: the meter failed during a job; finished rows are kept, the run can be resumed."""
+
+    exit_code = 3
 
 
 class Bench:
@@ -159,6 +144,9 @@ class Bench:
         return self._run(run, store, run_dir.parent)
 
     def _run(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:
+        power = PowerMonitor(run.power) if run.power.source != "none" else None
+        if power is not None:
+            power.check()  # a wrong port fails here, before anything is built or measured
         session = load_adapter(run.target.adapter, str(run.target.file))(run.target).open()
         try:
             facts = session.info()
@@ -174,7 +162,12 @@ class Bench:
                 store = self._create_store(run, runs_dir, facts)
             self.reporter.note(f"run {store.dir}: {len(pending)} of {len(jobs)} jobs to run")
             try:
-                self._measure(run, session, store, pending, artifacts)
+                if power is not None:
+                    power.start(self.reporter.status)
+                    info = store.run_info()
+                    info.setdefault("power", []).append(power.describe())  # one entry per (resumed) session
+                    store.write_run_info(info)
+                self._measure(run, session, store, pending, artifacts, power)
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted: every finished job is kept in {store.results_csv}; "
                                   f"resume with: edgebench bench --resume {store.dir}") from None
@@ -183,6 +176,8 @@ class Bench:
             store.write_run_info(info)
         finally:
             session.close()
+            if power is not None:
+                power.stop()
         return store
 
     @staticmethod
@@ -211,21 +206,28 @@ class Bench:
         return artifacts
 
     def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
-                 artifacts: dict) -> None:
+                 artifacts: dict, power: PowerMonitor | None) -> None:
         run_id = store.dir.name
+        protocol = power.lengthen(run.suite.protocol) if power else run.suite.protocol
         self.reporter.run_started(len(pending))
         for job in pending:
             artifact = artifacts[(job.workload, job.variant)]
-            row = job_row(run_id, job, artifact, run.target.power_source)
+            row = job_row(run_id, job, artifact)
             self.reporter.job_started(job)
             try:
                 session.stage(artifact)
-                m = session.run(job, artifact, run.suite.protocol,
+                m = session.run(job, artifact, protocol,
                                 run.target.backend_options.get(job.backend, {}), self.reporter.job_progress)
                 row = measured_row(row, job, m, store)
+                if power is not None:
+                    add_energy(row, power, job, m, store)
             except SkipJob as exc:
                 row.update(status="skipped", reason=str(exc))
             except JobError as exc:
                 row.update(status="failed", reason=str(exc))
             store.append(row)
             self.reporter.job_finished(job, row)
+            if power is not None and power.spec.strict and "power:" in str(row.get("invalid_reasons")):
+                raise PowerFault(f"power source failed during {job.job_id} (strict mode): "
+                                 f"{row['invalid_reasons']}; finished rows are in {store.results_csv}; "
+                                 f"fix the meter and resume with: edgebench bench --resume {store.dir}")

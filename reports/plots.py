@@ -61,3 +61,21 @@ def latency_distribution_plot(samples_ms: dict[str, np.ndarray], title: str) -> 
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="x")
     return to_data_uri(fig)
+
+
+def power_trace_plot(traces: dict[str, tuple], title: str) -> str:
+    """Power against time for each job, its timed windows shaded; `traces` maps a label to
+    (t_ns, power_w, windows as [[start_ns, end_ns, n]])."""
+    fig, axes = plt.subplots(len(traces), 1, figsize=(5.6, 1.6 * len(traces) + 0.8), squeeze=False)
+    for ax, (name, (t_ns, power_w, windows)) in zip(axes[:, 0], traces.items()):
+        origin = windows[0][0]
+        ax.plot((t_ns - origin) / 1e9, power_w, lw=0.6)
+        for start, end, _ in windows:
+            ax.axvspan((start - origin) / 1e9, (end - origin) / 1e9, color="tab:orange", alpha=0.15)
+        ax.set_ylabel("W")
+        ax.set_title(name, fontsize=8, loc="left")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time since the first timed window (s); shaded: timed windows")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return to_data_uri(fig)

@@ -10,6 +10,7 @@ import pandas as pd
 from harness.results import load_latency
 from reports import plots
 from reports.load import load_run
+from power.trace import TraceSlice
 from reports.render import markdown_table, render_html, table_cells
 
 
@@ -48,6 +49,30 @@ def job_name(row) -> str:
     return f"{row['workload']}/{row['variant']} {row['backend']} t{row['threads']} b{row['batch_size']}"
 
 
+def emulated_suffix(rows: pd.DataFrame) -> str:
+    return " (EMULATED meter)" if rows["energy_source"].str.startswith("emulated").any() else ""
+
+
+def power_traces(run_dir: Path, rows: pd.DataFrame) -> dict:
+    traces = {}
+    for _, row in rows.iterrows():
+        if row.get("power_trace_file") and row.get("raw_latency_file"):
+            trace = TraceSlice.load(run_dir / row["power_trace_file"])
+            _, windows = load_latency(run_dir, row["raw_latency_file"])
+            traces[plots.label(row)] = (trace.t_ns, trace.power_w,
+                                        [[w.start_ns, w.end_ns, w.n_iterations] for w in windows])
+    return traces
+
+
+def energy_banner(ok: pd.DataFrame) -> str:
+    sources = sorted(set(ok["energy_source"]) - {"none", ""})
+    emulated = [s for s in sources if s.startswith("emulated")]
+    if emulated:
+        return (f"Energy is EMULATED ({', '.join(emulated)}): a meter emulator driven by a modelled power "
+                f"profile, read through the real serial path. It is not a measurement of this machine.")
+    return ""
+
+
 def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
     sections = []
     for workload, rows in ok.groupby("workload", sort=False):
@@ -59,6 +84,14 @@ def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
             figures.append(("accuracy vs MACs", plots.tradeoff_plot(
                 per_variant, "macs", "MACs per inference", f"{workload}: accuracy vs MACs",
                 by_variant=True)))
+        if rows["energy_per_inference_mj"].notna().any():
+            figures.append(("accuracy vs energy", plots.tradeoff_plot(
+                rows, "energy_per_inference_mj", "energy per inference (mJ)",
+                f"{workload}: accuracy vs energy{emulated_suffix(rows)}")))
+            traces = power_traces(run_dir, rows)
+            if traces:
+                figures.append(("power traces", plots.power_trace_plot(
+                    traces, f"{workload}: power{emulated_suffix(rows)}")))
         samples = {}
         for _, row in rows.iterrows():
             if row.get("raw_latency_file"):
@@ -80,7 +113,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
              if r["invalid_reasons"] or r["warnings"]]
     not_run = [(job_name(r), r["status"], r["reason"]) for _, r in rows.iterrows() if r["status"] != "ok"]
     facts = run_facts(info)
-    banner = validity_banner(ok)
+    banner = " ".join(filter(None, [validity_banner(ok), energy_banner(ok)]))
     title = f"edgebench report: {info.get('run_id', run_dir.name)}"
 
     html_path = run_dir / "report.html"

@@ -2,7 +2,7 @@
 
     [target]    name, adapter (a registered target), description, backends, job_timeout_s
     [backends.<name>]  options passed to that backend (e.g. onnxruntime graph_optimization_level)
-    [power]     source = "none" (power sources arrive with the power module)
+    [power]     source (see power/registry.py) and its keys: port, baud, rate_hz, idle_s, ...
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError, unknown_name
 from harness.tomlconf import Table, load_toml, named_file, stems
+from power.registry import PowerSpec, power_spec
 from targets.backends import BACKENDS
 
 TARGETS_DIR = Path(__file__).resolve().parent
@@ -26,7 +27,7 @@ class TargetSpec:
     backends: tuple[str, ...]
     backend_options: dict = field(default_factory=dict)
     job_timeout_s: float = 900.0
-    power_source: str = "none"
+    power: PowerSpec = field(default_factory=PowerSpec)
     settings: dict = field(default_factory=dict)  # adapter-specific keys of [target]
 
 
@@ -49,12 +50,9 @@ def parse_target(data: dict, file: Path) -> TargetSpec:
             raise ConfigError(f"{opts.where(backend_name)}: options for backend '{backend_name}', "
                               f"which [target] backends does not list ({', '.join(backends)})")
         options[backend_name] = opts.table(backend_name).rest()
-    power = root.table("power")
-    source = power.take("source", default="none", choices=["none"])
-    power.finish()
+    power = power_spec(root.table("power").rest(), f"{file}: [power]")
     root.finish()
-    return TargetSpec(name, file, adapter, description, tuple(backends), options, timeout, source,
-                      settings)
+    return TargetSpec(name, file, adapter, description, tuple(backends), options, timeout, power, settings)
 
 
 def target_files(directory: Path = TARGETS_DIR) -> dict[str, Path]:

@@ -1,0 +1,52 @@
+"""One result row per job: keys, nominal cost, measured statistics, accuracy delta, energy."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from harness.environment import utc_now
+from harness.plan import Artifact, Job
+from harness.results import RunStore
+from harness.stats import ValidityRules, summarize
+from targets.base import Measurement
+
+
+def job_row(run_id: str, job: Job, artifact: Artifact | None) -> dict:
+    row = {"run_id": run_id, "job_id": job.job_id, **asdict(job), "energy_source": "none",
+           "finished_at": utc_now()}
+    if artifact is not None:
+        row.update(model_bytes=artifact.model_bytes, params=artifact.params, macs=artifact.macs,
+                   n_eval=artifact.n_eval)
+    return row
+
+
+def baseline_accuracy(rows: list[dict], job: Job) -> float | None:
+    """The fp32 baseline's accuracy for the same workload, target and backend (same settings first)."""
+    candidates = [r for r in rows if r["status"] == "ok" and r["family"] == "baseline"
+                  and r["workload"] == job.workload and r["target"] == job.target
+                  and r["backend"] == job.backend]
+    candidates.sort(key=lambda r: (r["threads"] != str(job.threads), r["batch_size"] != str(job.batch_size)))
+    return float(candidates[0]["accuracy"]) if candidates else None
+
+
+def measured_row(row: dict, job: Job, m: Measurement, store: RunStore) -> dict:
+    summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules())
+    row.update(summary)
+    row.update(status="ok", accuracy=m.accuracy, n_eval=m.n_eval, warmup_iterations=m.warmup_iterations,
+               peak_rss_mb=round(m.peak_rss_mb, 1),
+               raw_latency_file=store.save_latency(job.job_id, m.latency_ns, m.windows))
+    reference = m.accuracy if job.family == "baseline" else baseline_accuracy(store.rows(), job)
+    row["accuracy_delta"] = m.accuracy - reference if reference is not None else None
+    return row
+
+
+def add_energy(row: dict, monitor, job: Job, m: Measurement, store: RunStore) -> None:
+    """Energy columns from the power trace of the job's windows; a broken power rule invalidates the row."""
+    relative = f"raw/{job.job_id}.power.npz"
+    columns, reasons, warnings = monitor.job_columns(m.windows, job.batch_size, store.dir / relative)
+    row.update(columns, power_trace_file=relative)
+    if reasons:
+        row["valid"] = False
+        row["invalid_reasons"] = "; ".join(filter(None, [row.get("invalid_reasons"), *reasons]))
+    if warnings:
+        row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *warnings]))
