@@ -67,10 +67,13 @@ def job_energy(trace: TraceSlice, windows: list[Window], batch_size: int, idle_p
     """Per-window energy, then medians; every broken rule becomes a reason the energy is not valid."""
     reasons, per_inference_j, above_idle_j, power_w = [], [], [], []
     total_samples = 0
-    silent_after_s = max(1.0, 10 * expected_period_s)
+    silent_after_s = max(0.2, 10 * expected_period_s)
     for index, w in enumerate(windows):
         n = samples_in(trace, w.start_ns, w.end_ns)
         total_samples += n
+        if len(trace) < 2 or trace.t_ns[0] > w.start_ns or trace.t_ns[-1] < w.end_ns:
+            reasons.append(f"power: no samples cover window {index + 1} (meter silent or unplugged)")
+            continue
         gap = largest_gap_s(trace, w.start_ns, w.end_ns)
         if gap > silent_after_s:
             reasons.append(f"power: no sample for {gap:.1f} s in window {index + 1} (meter silent or "

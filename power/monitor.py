@@ -47,7 +47,13 @@ class PowerMonitor:
             time.sleep(self.spec.idle_s)
             end = clock_ns()
             self.wait_for_samples_after(end)
-            self.idle_power_w = mean_power_w(self.source.trace.between(start, end), start, end)
+            try:
+                self.idle_power_w = mean_power_w(self.source.trace.between(start, end), start, end)
+            except ValueError:
+                self.stop()
+                faults = "; ".join(m for _, m in self.source.faults) or "no samples"
+                raise ConfigError(f"power: {self.label} stopped sending during the idle baseline "
+                                  f"({faults}); no job was run") from None
         self._dropped_seen = self.source.dropped_frames
 
     def lengthen(self, protocol: ProtocolSettings) -> ProtocolSettings:

@@ -138,15 +138,12 @@ class RdtechSource(SerialSource):
             port.reset_input_buffer()
             sent = clock_ns()
             port.write(POLL)
-            deadline = sent + int(self.response_timeout_s * 1e9)
-            frames = []
-            while not frames and clock_ns() < deadline and not self._stop.is_set():
-                frames = scanner.feed(port.read(port.in_waiting or 1))
+            frames, received = self._read_response(port, scanner, sent)
             self.dropped_frames = scanner.dropped
             if self._stop.is_set():
                 break
             if not frames:
-                if silent_since is None:
+                if not received and silent_since is None:  # a bad frame is a drop, not silence
                     silent_since = sent
                     self.fault(f"{self.model} on {self.port_name} stopped answering polls")
                 continue
@@ -154,3 +151,17 @@ class RdtechSource(SerialSource):
             reading = decode(frames[-1])
             self.trace.append(sent, reading.voltage_v, reading.current_a,
                               reading.voltage_v * reading.current_a)
+
+    def _read_response(self, port, scanner: FrameScanner, sent_ns: int) -> tuple[list[bytes], int]:
+        """Frames answering one poll, and how many bytes came. Once a frame's worth has arrived without a
+        valid frame, wait two frame times more for the rest, not the whole timeout."""
+        deadline = sent_ns + int(self.response_timeout_s * 1e9)
+        frame_time_ns = int(FRAME_BYTES * 10 / self.baud * 1e9)
+        frames, received = [], 0
+        while not frames and clock_ns() < deadline and not self._stop.is_set():
+            data = port.read(port.in_waiting or 1)
+            received += len(data)
+            frames = scanner.feed(data)
+            if received >= FRAME_BYTES and not frames:
+                deadline = min(deadline, clock_ns() + 2 * frame_time_ns)
+        return frames, received
