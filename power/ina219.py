@@ -124,7 +124,8 @@ class AdafruitBlockParser:
         block, self.fields = self.fields, {}
         if "Current" not in block or not ({"Load Voltage", "Bus Voltage"} & set(block)):
             return None
-        voltage = block.get("Load Voltage", block.get("Bus Voltage"))
+        # Adafruit's "Load Voltage" is bus + shunt, the supply side; the load sees the bus voltage
+        voltage = block.get("Bus Voltage", block.get("Load Voltage"))
         current = block["Current"] / 1000.0
         power = block["Power"] / 1000.0 if "Power" in block else voltage * current
         return voltage, current, power
@@ -186,8 +187,8 @@ class Ina219Source(SerialSource):
             other = parse_space_separated(line) or self.adafruit.feed(line)
             if other is not None:
                 self.trace.append(arrived_ns, *other)
-            elif line.strip() and not _ADAFRUIT.match(line.strip()) and not self.adafruit.fields:
-                self.dropped_frames += 1
+            elif any(c.isdigit() for c in line) and not _ADAFRUIT.match(line.strip()):
+                self.dropped_frames += 1  # a damaged sample; banners like "Hello!" are not samples
         if samples:
             t, v, i, p = [], [], [], []
             for device_us, bus, shunt in samples:

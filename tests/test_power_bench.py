@@ -18,7 +18,8 @@ def rows_of(runs: Path) -> tuple[Path, list[dict]]:
 def test_emulated_ina219_fills_the_energy_columns_and_labels_them(tiny_files):
     runs = tiny_files["runs"]
     code = main(["bench", "--suite", str(tiny_files["suite"]), "--runs-dir", str(runs), "--quiet",
-                 "--backend", "onnxruntime", "--power", "emulated-ina219:idle_s=0.5,profile=\"constant:2.5\""])
+                 "--backend", "onnxruntime", "--power",
+                 "emulated-ina219:idle_s=0.5,profile=\"constant:2.5\",garbage_every=200"])
     assert code == 0
     run_dir, rows = rows_of(runs)
     row = rows[0]
@@ -29,6 +30,7 @@ def test_emulated_ina219_fills_the_energy_columns_and_labels_them(tiny_files):
     assert abs(float(row["energy_per_inference_above_idle_mj"])) < 0.01 * float(row["energy_per_inference_mj"])
     expected_mj = 2.5 / float(row["throughput_ips"]) * 1e3
     assert abs(float(row["energy_per_inference_mj"]) / expected_mj - 1) < 0.03
+    assert "bad or partial frames dropped (resynchronised)" in row["warnings"]
     trace = TraceSlice.load(run_dir / row["power_trace_file"])
     assert len(trace) >= int(row["power_samples"]) >= 2 * 20
     html = (run_dir / "report.html").read_text()

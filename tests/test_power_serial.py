@@ -64,6 +64,16 @@ def test_garbage_lines_are_dropped_and_counted():
         exact_energy(emulator, start, end), rel=0.01)
 
 
+def test_adafruit_example_output_is_read_and_stamped_on_arrival():
+    emulator = Ina219Emulator(profile="constant:1.25", adafruit=True).start()
+    source = Ina219Source(emulator.port)
+    record_window(source, 2.5, settle_s=0.1)
+    samples = source.trace.between(0, 2**62)
+    assert 1 <= len(samples) <= 2 and source.dropped_frames == 0  # one block every 2 s
+    assert samples.power_w[0] == pytest.approx(1.25, abs=0.01)
+    assert samples.voltage_v[0] == pytest.approx(5.0, abs=0.02)
+
+
 @pytest.mark.parametrize("model", ["UM24C", "UM25C", "UM34C"])
 def test_rdtech_polling_reads_every_model(model):
     emulator = RdtechEmulator(model, baud=115200).start()

@@ -1,6 +1,7 @@
 """Emulates the edgebench INA219 bridge (power/firmware/ina219_bridge): after `start` it prints
 `<micros>,<bus_register>,<shunt_register>` lines at a fixed rate, stamped with its own microsecond
-clock, and answers `stop`, `mark <n>` and `info` like the firmware.
+clock, and answers `stop`, `mark <n>` and `info` like the firmware. With `--adafruit` it prints the
+blocks of Adafruit's getcurrent example sketch instead, every 2 s, as a board flashed with it would.
 
     python -m power.emulators.ina219 --rate-hz 1000 --profile steps
 """
@@ -19,9 +20,10 @@ BUS_LSB_V = 4e-3
 
 class Ina219Emulator(PtyEmulator):
     def __init__(self, rate_hz: float = 1000.0, shunt_ohm: float = 0.1, profile: str = "steps",
-                 faults: Faults | None = None, micros_start: int = 0):
+                 faults: Faults | None = None, micros_start: int = 0, adafruit: bool = False):
         super().__init__(profile, faults)
-        self.rate_hz = rate_hz
+        self.adafruit = adafruit  # print Adafruit's getcurrent example blocks instead (no start needed)
+        self.rate_hz = 0.5 if adafruit else rate_hz
         self.shunt_ohm = shunt_ohm
         self.boot_ns = self.epoch_ns - micros_start * 1000  # the device clock reads micros_start at epoch
 
@@ -47,9 +49,21 @@ class Ina219Emulator(PtyEmulator):
             self.write(f"#info,edgebench-ina219,1,{self.rate_hz:g},{self.shunt_ohm * 1000:g}\n".encode())
         return None
 
+    def adafruit_block(self, t_ns: int) -> str:
+        """What adafruit/Adafruit_INA219 examples/getcurrent prints (floats with two decimals)."""
+        bus, shunt = self.registers(t_ns)
+        bus_v = (bus >> 3) * BUS_LSB_V
+        shunt_mv = shunt * SHUNT_LSB_V * 1000
+        current_ma = shunt_mv / self.shunt_ohm
+        return (f"Bus Voltage:   {bus_v:.2f} V\nShunt Voltage: {shunt_mv:.2f} mV\n"
+                f"Load Voltage:  {bus_v + shunt_mv / 1000:.2f} V\nCurrent:       {current_ma:.2f} mA\n"
+                f"Power:         {bus_v * current_ma:.2f} mW\n\n")
+
     def serve(self) -> None:
         period_ns = 1e9 / self.rate_hz
-        streaming, started_ns, k = False, 0, 0
+        streaming, started_ns, k = self.adafruit, self.epoch_ns, 0
+        if self.adafruit:
+            self.write(b"Hello!\nMeasuring voltage and current with INA219 ...\n")
         commands = b""
         while True:
             if self.should_unplug():
@@ -73,8 +87,11 @@ class Ina219Emulator(PtyEmulator):
                 t_k = started_ns + int(k * period_ns)
                 if self.garbage_due():
                     out.append("\x07\xfe#?garbage,,\n" if k % 2 else "12x,zz\n")
-                bus, shunt = self.registers(t_k)
-                out.append(f"{self.micros(t_k)},{bus},{shunt}\n")
+                if self.adafruit:
+                    out.append(self.adafruit_block(t_k))
+                else:
+                    bus, shunt = self.registers(t_k)
+                    out.append(f"{self.micros(t_k)},{bus},{shunt}\n")
                 self.messages += 1
                 k += 1
             if out:
@@ -86,9 +103,10 @@ def main(argv=None) -> None:
         parser.add_argument("--rate-hz", type=float, default=1000.0)
         parser.add_argument("--shunt-ohm", type=float, default=0.1)
         parser.add_argument("--micros-start", type=int, default=0)
+        parser.add_argument("--adafruit", action="store_true", help="print Adafruit's example blocks")
 
-    emulator_main(lambda a, f: Ina219Emulator(a.rate_hz, a.shunt_ohm, a.profile, f, a.micros_start),
-                  argv, extra)
+    emulator_main(lambda a, f: Ina219Emulator(a.rate_hz, a.shunt_ohm, a.profile, f, a.micros_start,
+                                              a.adafruit), argv, extra)
 
 
 if __name__ == "__main__":
