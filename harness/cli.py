@@ -63,8 +63,10 @@ def _list(args) -> int:
     from targets.spec import target_files
     from workloads.spec import workload_files
 
+    from power.registry import NAMES as power_sources
+
     listings = {"targets": target_files(), "suites": suite_files(), "workloads": workload_files(),
-                "adapters": adapters()}
+                "adapters": adapters(), "power": power_sources}
     for kind in [args.kind] if args.kind else listings:
         print(f"{kind}: {', '.join(listings[kind])}")
     return 0
@@ -108,8 +110,8 @@ def parser() -> argparse.ArgumentParser:
                    help="exit with status 1 when any job regressed (for CI)")
     c.set_defaults(func=_compare)
 
-    ls = sub.add_parser("list", help="list targets, suites, workloads and adapters")
-    ls.add_argument("kind", nargs="?", choices=["targets", "suites", "workloads", "adapters"])
+    ls = sub.add_parser("list", help="list targets, suites, workloads, adapters and power sources")
+    ls.add_argument("kind", nargs="?", choices=["targets", "suites", "workloads", "adapters", "power"])
     ls.set_defaults(func=_list)
     return p
 

@@ -77,6 +77,11 @@ class RunStore:
             raise ConfigError(f"{run_dir}: not an edgebench run directory (run.json and results.csv "
                               f"expected)")
         store._drop_partial_row()
+        with open(store.results_csv, newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if header != COLUMNS:
+            raise ConfigError(f"{store.results_csv}: written by an edgebench with other result columns; "
+                              f"it cannot be resumed by this version, start a new run")
         return store
 
     def _drop_partial_row(self) -> None:

@@ -142,6 +142,15 @@ def test_ctrl_c_keeps_finished_rows_and_resume_runs_only_the_rest(tiny_files, tm
         ("onnxruntime", "1"), ("onnxruntime", "2"), ("torch", "1"), ("torch", "2")}
 
 
+def test_resume_refuses_a_run_written_with_other_columns(tmp_path, capsys):
+    run_dir = tmp_path / "old-run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{}")
+    (run_dir / "results.csv").write_text("run_id,job_id,status\n")
+    assert main(["bench", "--resume", str(run_dir), "--quiet"]) == 2
+    assert "other result columns" in capsys.readouterr().err
+
+
 def test_resume_refuses_a_run_whose_config_changed(tiny_files, capsys):
     runs = tiny_files["runs"]
     assert main(["bench", "--suite", str(tiny_files["suite"]), "--runs-dir", str(runs), "--quiet",
