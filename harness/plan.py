@@ -31,6 +31,7 @@ class Artifact:
     variant_params: dict = field(default_factory=dict)
     stages: list[dict] = field(default_factory=list)
     host_accuracy: float | None = None
+    weight_sparsity: float | None = None   # share of zero-valued conv / matmul weights
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,12 +60,14 @@ class Job:
 
 
 def expand(workloads: list, target: str, backends: list[str], threads: list[int],
-           batch_sizes: list[int]) -> list[Job]:
-    """workloads x variants x backends x threads x batch sizes, baselines first within each workload
-    so that every other variant's accuracy delta has its reference when its row is written."""
+           batch_sizes: list[int], suite: str) -> list[Job]:
+    """workloads x variants (those meant for this suite) x backends x threads x batch sizes, baselines
+    first within each workload so that every other variant's accuracy delta has its reference when its
+    row is written."""
     jobs = []
     for workload in workloads:
-        variants = sorted(workload.variants, key=lambda v: v.family != "baseline")
+        variants = [v for v in workload.variants if v.suites is None or suite in v.suites]
+        variants.sort(key=lambda v: v.family != "baseline")
         for variant in variants:
             for backend in backends:
                 for n_threads in threads:

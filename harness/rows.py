@@ -16,7 +16,7 @@ def job_row(run_id: str, job: Job, artifact: Artifact | None) -> dict:
            "finished_at": utc_now()}
     if artifact is not None:
         row.update(model_bytes=artifact.model_bytes, params=artifact.params, macs=artifact.macs,
-                   n_eval=artifact.n_eval)
+                   weight_sparsity=round(artifact.weight_sparsity or 0.0, 4), n_eval=artifact.n_eval)
     return row
 
 

@@ -103,7 +103,7 @@ def plan_jobs(run: ResolvedRun, facts: dict) -> list[Job]:
     threads = resolve_threads(run.request.threads or run.suite.threads,
                               facts.get("cpu_count_usable") or facts.get("cpu_count") or 1)
     batches = list(run.request.batch_sizes or run.suite.batch_sizes)
-    return expand(run.workloads, run.target.name, run.backends, threads, batches)
+    return expand(run.workloads, run.target.name, run.backends, threads, batches, run.suite.name)
 
 
 def new_run_id(runs_dir: Path, run: ResolvedRun) -> str:
@@ -195,13 +195,14 @@ class Bench:
     def _build(self, run: ResolvedRun, pending: list[Job]) -> dict[tuple, Artifact]:
         """Every artifact a pending job needs, built (or taken from the cache) before any job runs, so a
         bad model or data file stops the run before it measures anything."""
-        needed = {j.workload for j in pending}
+        needed = {(j.workload, j.variant) for j in pending}
         artifacts = {}
         for workload in run.workloads:
-            if workload.name not in needed:
+            names = {variant for name, variant in needed if name == workload.name}
+            if not names:
                 continue
             base = build_base(workload, self.reporter.status)
-            for name, artifact in build_variants(base, self.reporter.status).items():
+            for name, artifact in build_variants(base, names, self.reporter.status).items():
                 artifacts[(workload.name, name)] = artifact
         return artifacts
 

@@ -36,19 +36,58 @@ class BaseModel:
     host_accuracy: float | None
     was_trained: bool
 
-    def artifact(self, variant: str, family: str, precision: str, onnx_path: Path | None = None,
-                 variant_params: dict | None = None, extra_files: dict | None = None) -> Artifact:
-        onnx_path = onnx_path or self.onnx_path
+    def artifact(self, variant: str, family: str, precision: str, folder: Path | None = None,
+                 variant_params: dict | None = None, same_macs_as_base: bool = False) -> Artifact:
+        """The artifact in `folder` (a built variant: model.onnx, optional model.pt and meta.json), or the
+        base model itself when `folder` is None."""
+        if folder is None:
+            onnx_path, state, torch_model, accuracy = (self.onnx_path, self.torch_state_path,
+                                                       self.torch_model, self.host_accuracy)
+        else:
+            meta = json.loads((folder / "meta.json").read_text())
+            onnx_path, accuracy = folder / "model.onnx", meta.get("host_accuracy")
+            state = folder / "model.pt" if (folder / "model.pt").exists() else None
+            torch_model = meta.get("torch_model")
         cost = model_cost(onnx_path, self.data.input_shape)
-        files = {"onnx": str(onnx_path), **(extra_files or {})}
-        if onnx_path == self.onnx_path and self.torch_state_path is not None:
-            files["torch_state"] = str(self.torch_state_path)
+        macs = model_cost(self.onnx_path, self.data.input_shape).macs if same_macs_as_base else cost.macs
+        files = {"onnx": str(onnx_path)}
+        if state is not None and torch_model is not None:
+            files["torch_state"] = str(state)
         return Artifact(
             workload=self.workload.name, variant=variant, family=family, precision=precision,
             files=files, eval_data=str(self.data.eval_path), n_eval=self.data.n_eval,
             n_classes=self.data.n_classes, model_bytes=cost.model_bytes, params=cost.params,
-            macs=cost.macs, torch_model=self.torch_model if "torch_state" in files else None,
-            variant_params=dict(variant_params or {}), host_accuracy=self.host_accuracy)
+            macs=macs, torch_model=torch_model if "torch_state" in files else None,
+            variant_params=dict(variant_params or {}), host_accuracy=accuracy,
+            weight_sparsity=cost.weight_sparsity)
+
+    def require_torch(self, family: str):
+        """The trained reference model as a torch module (families that retrain need one)."""
+        import torch
+
+        from workloads.models import build_model
+
+        if self.torch_model is None:
+            raise ConfigError(f"{self.workload.file}: the {family} family needs a PyTorch reference model "
+                              f"([model] arch = ...); a user's ONNX file can be quantized only")
+        spec = self.torch_model
+        model = build_model(spec["arch"], spec["in_channels"], spec["n_classes"], spec["params"])
+        model.load_state_dict(torch.load(self.torch_state_path, map_location="cpu", weights_only=True))
+        return model.eval()
+
+    def build_variant(self, variant, build: Callable[[Path], dict], source: str) -> Path:
+        """A variant's folder, built once by `build(tmp) -> meta` and cached by a hash of the base model,
+        the family, its parameters and the family's code (`source`)."""
+        key = content_hash({"base": str(self.onnx_path), "base_bytes": self.onnx_path.stat().st_size,
+                            "family": variant.family, "params": variant.params, "code": source,
+                            "build_version": BUILD_VERSION})
+
+        def build_and_describe(tmp: Path) -> None:
+            meta = build(tmp)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+
+        folder, _ = cached_dir("variants", f"{self.workload.name}-{variant.name}-{key}", build_and_describe)
+        return folder
 
 
 def _train_reference(workload: WorkloadSpec, data: PreparedData, progress: Progress) -> tuple[Path, bool]:
@@ -111,9 +150,13 @@ def _user_base(workload: WorkloadSpec) -> BaseModel:
     return BaseModel(workload, data, path, None, None, None, False)
 
 
-def build_variants(base: BaseModel, progress: Progress = lambda msg: None) -> dict[str, Artifact]:
+def build_variants(base: BaseModel, names: set[str] | None = None,
+                   progress: Progress = lambda msg: None) -> dict[str, Artifact]:
+    """The workload's variants (those named, or all), built or taken from the cache."""
     artifacts = {}
     for variant in base.workload.variants:
+        if names is not None and variant.name not in names:
+            continue
         progress(f"building {base.workload.name}/{variant.name}")
         artifacts[variant.name] = FAMILIES[variant.family].build(base, variant)
     return artifacts

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul",
                "ConvInteger", "MatMulInteger"}
@@ -34,6 +35,7 @@ class ModelCost:
     model_bytes: int
     params: int
     macs: int | None  # None when the graph cannot be profiled (an operator onnx-tool lacks)
+    weight_sparsity: float = 0.0  # share of exact zeros among weights of two or more dimensions
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,11 @@ def model_cost(path: Path, sample_shape: tuple[int, ...]) -> ModelCost:
 
     model = onnx.load(str(path))
     sig = signature(model)
-    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer
-                 if t.dims and t.data_type in WEIGHT_TYPES)
+    weights = [t for t in model.graph.initializer if t.dims and t.data_type in WEIGHT_TYPES]
+    params = sum(int(np.prod(t.dims)) for t in weights)
+    matrices = [numpy_helper.to_array(t) for t in weights if len(t.dims) >= 2]
+    total = sum(m.size for m in matrices)
+    zeros = sum(int((m == 0).sum()) for m in matrices)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             graph = onnx_tool.Model(model).graph
@@ -75,4 +80,5 @@ def model_cost(path: Path, sample_shape: tuple[int, ...]) -> ModelCost:
         macs = int(sum(node.macs[0] for node in graph.nodemap.values() if node.op_type in COMPUTE_OPS))
     except Exception:  # onnx-tool raises bare exceptions for operators it does not model
         macs = None
-    return ModelCost(model_bytes=Path(path).stat().st_size, params=params, macs=macs)
+    return ModelCost(model_bytes=Path(path).stat().st_size, params=params, macs=macs,
+                     weight_sparsity=zeros / total if total else 0.0)

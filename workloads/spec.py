@@ -4,7 +4,7 @@
     [dataset]   name = "digits" | "mnist5k" | "npz"; eval_fraction, seed; path (npz)
     [model]     arch = "small_cnn" | "resnet8" | "ds_cnn" with [model.params]; or onnx = "file.onnx"
     [training]  epochs, batch_size, learning_rate, weight_decay, seed
-    [[variants]] name, family, and the family's parameters
+    [[variants]] name, family, suites (optional: only in these suites), and the family's parameters
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class VariantSpec:
     family: str
     precision: str
     params: dict
+    suites: tuple[str, ...] | None = None  # run only in these suites (None: in every suite)
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,11 @@ def parse_workload(data: dict, file: Path) -> WorkloadSpec:
     for vt in root.tables("variants") or [Table({"name": "fp32", "family": "baseline"}, file, "variants[0]")]:
         v_name = vt.take("name")
         family_name = vt.take("family", choices=FAMILIES)
-        params = vt.rest()
+        suites = vt.take("suites", list, None)
         family = FAMILIES[family_name]
-        family.check_params(params, f"{file}: [[variants]] '{v_name}'")
-        variants.append(VariantSpec(v_name, family_name, family.precision(params), params))
+        params = family.parse(Table(vt.rest(), file, f"{vt.prefix} '{v_name}'"))
+        variants.append(VariantSpec(v_name, family_name, family.precision(params), params,
+                                    tuple(suites) if suites is not None else None))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise ConfigError(f"{file}: variant names must be unique, got {names}")

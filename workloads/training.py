@@ -28,22 +28,25 @@ def seed_everything(seed: int) -> None:
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, spec: TrainingSpec,
-          on_epoch=None) -> nn.Module:
-    """Adam with a cosine schedule and cross-entropy; `on_epoch(done, total, loss)` reports progress."""
+          on_epoch=None, loss_fn=None) -> nn.Module:
+    """Adam with a one-cycle schedule; cross-entropy unless `loss_fn(logits, labels, batch_indices)` is
+    given (distillation). `on_epoch(done, total, loss)` reports progress."""
     torch.set_num_threads(os.cpu_count() or 1)
     seed_everything(spec.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
     steps = spec.epochs * max(1, -(-len(xt) // spec.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, spec.learning_rate, total_steps=steps)
-    loss_fn = nn.CrossEntropyLoss()
+    if loss_fn is None:
+        cross_entropy = nn.CrossEntropyLoss()
+        loss_fn = lambda logits, labels, idx: cross_entropy(logits, labels)  # noqa: E731
     order = torch.Generator().manual_seed(spec.seed)
     model.train()
     for epoch in range(spec.epochs):
         total = 0.0
         for idx in torch.randperm(len(xt), generator=order).split(spec.batch_size):
             optimizer.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss = loss_fn(model(xt[idx]), yt[idx], idx)
             loss.backward()
             optimizer.step()
             schedule.step()

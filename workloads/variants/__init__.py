@@ -1,23 +1,24 @@
 """Variant families: each module turns a workload's base model into one artifact.
 
-A family is a `Family` with `precision(params)` (known before building, for planning) and
-`build(base, variant) -> Artifact`. New families join `FAMILIES`.
+A family has `parse(table) -> params` (validates the variant's keys in the workload file, naming file and
+key), `precision(params)` (known before building, for planning) and `build(base, variant) -> Artifact`
+(cached by the base model, the family, its parameters and its code).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
-from workloads.variants import baseline
+from workloads.variants import baseline, distill, prune, quantize
 
 
 class Family(NamedTuple):
+    parse: Callable
     precision: Callable[[dict], str]
     build: Callable
-    check_params: Callable[[dict, str], None]
 
 
 FAMILIES: dict[str, Family] = {
-    "baseline": Family(baseline.precision, baseline.build, baseline.check_params),
+    module.__name__.rsplit(".", 1)[1]: Family(module.parse, module.precision, module.build)
+    for module in (baseline, quantize, prune, distill)
 }

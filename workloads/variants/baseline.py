@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from harness.errors import ConfigError
 from harness.plan import Artifact
+from harness.tomlconf import Table
+
+
+def parse(table: Table) -> dict:
+    table.finish()  # the baseline takes no parameters
+    return {}
 
 
 def precision(params: dict) -> str:
     return "fp32"
 
 
-def check_params(params: dict, where: str) -> None:
-    if params:
-        raise ConfigError(f"{where}: the baseline family takes no parameters, got {', '.join(params)}")
-
-
 def build(base, variant) -> Artifact:
-    return base.artifact(variant.name, "baseline", "fp32")
+    return base.artifact(variant.name, "baseline", variant.precision)

@@ -1,0 +1,158 @@
+"""Variant families: each test would catch a broken variant (accuracy, really int8, really sparser or
+smaller, cached, clear errors)."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+from conftest import tiny_workload_toml, write
+from harness.errors import ConfigError
+from workloads.build import build_base, build_variants
+from workloads.spec import load_workload
+
+VARIANTS = """
+[[variants]]
+name = "int8"
+family = "quantize"
+scheme = "ort-static"
+calibration_samples = 100
+
+[[variants]]
+name = "int8-dynamic"
+family = "quantize"
+scheme = "ort-dynamic"
+
+[[variants]]
+name = "fp16"
+family = "quantize"
+scheme = "fp16"
+
+[[variants]]
+name = "sparse-80"
+family = "prune"
+method = "magnitude"
+ratio = 0.8
+fine_tune_epochs = 2
+
+[[variants]]
+name = "channels-50"
+family = "prune"
+method = "channel"
+ratio = 0.5
+fine_tune_epochs = 2
+
+[[variants]]
+name = "student-kd"
+family = "distill"
+student_arch = "small_cnn"
+student_params = { width = 4 }
+epochs = 3
+
+[[variants]]
+name = "student-ce"
+family = "distill"
+student_arch = "small_cnn"
+student_params = { width = 4 }
+alpha = 1.0
+epochs = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    path = write(tmp_path_factory.mktemp("variants") / "w.toml",
+                 tiny_workload_toml(name="tiny-variants", epochs=6, width=16) + VARIANTS)
+    base = build_base(load_workload(path))
+    return base, build_variants(base)
+
+
+def initializer_types(path: str) -> set[int]:
+    return {t.data_type for t in onnx.load(path).graph.initializer}
+
+
+def test_every_variant_keeps_accuracy_above_a_floor(built):
+    base, artifacts = built
+    assert base.host_accuracy > 0.9
+    for name in ("int8", "int8-dynamic", "fp16", "sparse-80", "channels-50"):
+        assert artifacts[name].host_accuracy > base.host_accuracy - 0.05, name
+    for name in ("student-kd", "student-ce"):
+        assert artifacts[name].host_accuracy > 0.5, name  # a 4-wide student after 3 epochs
+
+
+def test_quantized_artifacts_really_are_quantized(built):
+    _, artifacts = built
+    int8 = artifacts["int8"]
+    assert onnx.TensorProto.INT8 in initializer_types(int8.files["onnx"])
+    ops = {n.op_type for n in onnx.load(int8.files["onnx"]).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert int8.precision == "int8" and int8.model_bytes < 0.5 * artifacts["fp32"].model_bytes
+    assert int8.macs == artifacts["fp32"].macs  # the same work at a lower precision
+    assert onnx.TensorProto.FLOAT16 in initializer_types(artifacts["fp16"].files["onnx"])
+    assert "torch_state" not in int8.files  # eager PyTorch cannot run it: the job will be skipped
+
+
+def test_pruned_artifacts_are_as_sparse_or_small_as_claimed(built):
+    _, artifacts = built
+    sparse = artifacts["sparse-80"]
+    assert sparse.weight_sparsity >= 0.79
+    assert sparse.macs == artifacts["fp32"].macs  # dense kernels: the same nominal work
+    channels = artifacts["channels-50"]
+    assert channels.params < 0.4 * artifacts["fp32"].params
+    assert channels.macs < 0.4 * artifacts["fp32"].macs
+    assert "torch_state" in sparse.files and "torch_state" not in channels.files
+
+
+def test_students_are_smaller_than_their_teacher(built):
+    _, artifacts = built
+    kd, ce = artifacts["student-kd"], artifacts["student-ce"]
+    assert kd.params == ce.params < artifacts["fp32"].params
+    assert kd.torch_model["params"] == {"width": 4}
+
+
+def test_cached_builds_are_not_rebuilt(built):
+    base, artifacts = built
+    again = build_variants(base)
+    for name, artifact in artifacts.items():
+        assert again[name].files == artifact.files
+    import os
+    mtimes = {n: os.path.getmtime(a.files["onnx"]) for n, a in artifacts.items()}
+    assert {n: os.path.getmtime(a.files["onnx"]) for n, a in build_variants(base).items()} == mtimes
+
+
+@pytest.mark.parametrize("variant, message", [
+    ('family = "prune"\nmethod = "magnitude"\nratio = 1.0', "key 'variants[1] 'bad'.ratio' = 1.0: must be in [0, 1)"),
+    ('family = "prune"\nmethod = "magnitude"\nratio = -0.1', "must be in [0, 1)"),
+    ('family = "quantize"\nscheme = "int3"', "'variants[1] 'bad'.scheme' = 'int3'"),
+    ('family = "quantize"\nscheme = "ort-static"\ncalibration = 5', "calibration' is not a known key"),
+    ('family = "distill"\nstudent_arch = "small_cnn"\nalpha = 2.0', "must be in [0, 1]"),
+    ('family = "quantise"', "did you mean 'quantize'"),
+])
+def test_bad_variant_parameters_name_the_file_and_key(tmp_path, variant, message):
+    path = write(tmp_path / "bad.toml", tiny_workload_toml() + f'\n[[variants]]\nname = "bad"\n{variant}\n')
+    with pytest.raises(ConfigError) as error:
+        load_workload(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_retraining_families_refuse_a_users_onnx_model(user_model, tmp_path):
+    path = write(tmp_path / "user.toml", f"""
+    [workload]
+    name = "user"
+    [dataset]
+    name = "npz"
+    path = "{user_model['data']}"
+    [model]
+    onnx = "{user_model['model']}"
+    [[variants]]
+    name = "fp32"
+    family = "baseline"
+    [[variants]]
+    name = "pruned"
+    family = "prune"
+    method = "channel"
+    ratio = 0.5
+    """)
+    base = build_base(load_workload(path))
+    with pytest.raises(ConfigError, match="prune family needs a PyTorch reference model"):
+        build_variants(base, {"pruned"})

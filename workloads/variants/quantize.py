@@ -1,0 +1,128 @@
+"""Quantized variants with onnxruntime's tools: int8 dynamic, int8 static QDQ, and fp16.
+
+Static int8 defaults follow what stays accurate on CPUs without VNNI (see the README): QDQ, per-channel
+int8 weights, uint8 activations, reduce_range, calibrated on the training split. onnxruntime's own
+defaults (U8S8 without reduce_range) saturate there and collapse accuracy, so every quantized
+artifact's accuracy is measured again on the device.
+
+    [[variants]]
+    name = "int8"
+    family = "quantize"
+    scheme = "ort-static"        # ort-static | ort-dynamic | fp16
+    calibration_samples = 200    # ort-static: from the training split
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.plan import Artifact
+from harness.tomlconf import Table
+from workloads.variants.source import family_source
+
+SCHEMES = ("ort-static", "ort-dynamic", "fp16")
+QUANT_TYPES = ("uint8", "int8")
+
+
+def parse(table: Table) -> dict:
+    scheme = table.take("scheme", choices=SCHEMES)
+    params = {"scheme": scheme}
+    if scheme == "ort-static":
+        params.update(
+            calibration_samples=table.take("calibration_samples", int, 200, minimum=1),
+            per_channel=table.take("per_channel", bool, True),
+            reduce_range=table.take("reduce_range", bool, True),
+            activation_type=table.take("activation_type", str, "uint8", choices=QUANT_TYPES),
+            weight_type=table.take("weight_type", str, "int8", choices=QUANT_TYPES),
+        )
+    elif scheme == "ort-dynamic":
+        params.update(per_channel=table.take("per_channel", bool, False),
+                      weight_type=table.take("weight_type", str, "int8", choices=QUANT_TYPES))
+    table.finish()
+    return params
+
+
+def precision(params: dict) -> str:
+    return "fp16" if params["scheme"] == "fp16" else "int8"
+
+
+def _quant_type(name: str):
+    from onnxruntime.quantization import QuantType
+
+    return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[name]
+
+
+def _static(base, params: dict, out: Path, tmp: Path) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if base.data.train_path is None:
+        raise ConfigError(f"{base.workload.file}: static int8 calibrates on a training split; a user's "
+                          f"evaluation-only .npz has none (use scheme = \"ort-dynamic\")")
+    import onnx
+
+    from workloads.costs import signature
+
+    input_name = signature(onnx.load(str(base.onnx_path))).input_name
+    x_train, _ = base.data.load_train()
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(x_train), size=min(params["calibration_samples"], len(x_train)), replace=False)
+
+    class Samples(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{input_name: x_train[i:i + 1]} for i in sorted(picks)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    prepared = tmp / "preprocessed.onnx"
+    quant_pre_process(str(base.onnx_path), str(prepared))
+    quantize_static(str(prepared), str(out), Samples(), quant_format=QuantFormat.QDQ,
+                    per_channel=params["per_channel"], reduce_range=params["reduce_range"],
+                    activation_type=_quant_type(params["activation_type"]),
+                    weight_type=_quant_type(params["weight_type"]))
+    prepared.unlink()
+
+
+def _dynamic(base, params: dict, out: Path) -> None:
+    from onnxruntime.quantization import quantize_dynamic
+
+    quantize_dynamic(str(base.onnx_path), str(out), per_channel=params["per_channel"],
+                     weight_type=_quant_type(params["weight_type"]))
+
+
+def _fp16(base, out: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(convert_float_to_float16(onnx.load(str(base.onnx_path)), keep_io_types=True), str(out))
+
+
+def host_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return float((session.run(None, {name: x})[0].argmax(axis=1) == y).mean())
+
+
+def build(base, variant) -> Artifact:
+    params = variant.params
+
+    def make(tmp: Path) -> dict:
+        out = tmp / "model.onnx"
+        if params["scheme"] == "ort-static":
+            _static(base, params, out, tmp)
+        elif params["scheme"] == "ort-dynamic":
+            _dynamic(base, params, out)
+        else:
+            _fp16(base, out)
+        x, y = base.data.load_eval()
+        return {"host_accuracy": host_accuracy(out, x, y)}
+
+    folder = base.build_variant(variant, make, family_source("quantize"))
+    # the same multiply-accumulates at a lower precision (onnx-tool cannot profile every quantized graph)
+    return base.artifact(variant.name, "quantize", variant.precision, folder, params, same_macs_as_base=True)
