@@ -15,7 +15,7 @@ from harness.protocol import Window
 
 KEY = ["workload", "variant", "target", "backend", "precision", "threads", "batch_size"]
 COLUMNS = [
-    "run_id", "job_id", "status", "reason", *KEY, "family",
+    "run_id", "job_id", "status", "reason", *KEY, "family", "variant_params",
     "accuracy", "accuracy_delta", "n_eval",
     "latency_mean_ms", "latency_std_ms", "latency_min_ms", "latency_max_ms",
     "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 
 from harness.environment import utc_now
@@ -15,7 +16,8 @@ def job_row(run_id: str, job: Job, artifact: Artifact | None) -> dict:
     row = {"run_id": run_id, "job_id": job.job_id, **asdict(job), "energy_source": "none",
            "finished_at": utc_now()}
     if artifact is not None:
-        row.update(model_bytes=artifact.model_bytes, params=artifact.params, macs=artifact.macs,
+        row.update(variant_params=json.dumps(artifact.variant_params, sort_keys=True) if artifact.variant_params
+                   else "", model_bytes=artifact.model_bytes, params=artifact.params, macs=artifact.macs,
                    weight_sparsity=round(artifact.weight_sparsity or 0.0, 4), n_eval=artifact.n_eval)
     return row
 

@@ -20,6 +20,7 @@ RESULT_COLUMNS = [
     ("latency_p99_ms", "p99 ms", ".4f"), ("latency_mean_ms", "mean ms", ".4f"),
     ("latency_std_ms", "std ms", ".4f"), ("throughput_ips", "inf/s", ",.0f"),
     ("macs", "MACs", ",.0f"), ("params", "params", ",.0f"), ("model_bytes", "bytes", ",.0f"),
+    ("weight_sparsity", "sparsity", ".2f"),
     ("peak_rss_mb", "peak RSS MB", ".0f"), ("energy_per_inference_mj", "mJ/inf", ".4g"),
     ("energy_per_inference_above_idle_mj", "mJ/inf above idle", ".4g"), ("avg_power_w", "avg W", ".3f"),
     ("energy_source", "energy source", None), ("valid", "valid", None),

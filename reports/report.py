@@ -112,6 +112,8 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     notes = [(job_name(r), r["invalid_reasons"], r["warnings"]) for _, r in ok.iterrows()
              if r["invalid_reasons"] or r["warnings"]]
     not_run = [(job_name(r), r["status"], r["reason"]) for _, r in rows.iterrows() if r["status"] != "ok"]
+    variants = [(r["workload"], r["variant"], r["family"], r["precision"], r.get("variant_params") or "")
+                for _, r in rows.drop_duplicates(["workload", "variant"]).iterrows()]
     facts = run_facts(info)
     banner = " ".join(filter(None, [validity_banner(ok), energy_banner(ok)]))
     title = f"edgebench report: {info.get('run_id', run_dir.name)}"
@@ -119,11 +121,14 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     html_path = run_dir / "report.html"
     html_path.write_text(render_html("report.html.j2", title=title, banner=banner, facts=facts,
                                      headers=headers, body=body, notes=notes, not_run=not_run,
+                                     variants=variants,
                                      workloads=workload_sections(run_dir, ok)))
     md = [f"# {title}", ""]
     if banner:
         md += [f"> {banner}", ""]
     md += [f"- **{k}**: {v}" for k, v in facts] + ["", "## Results", "", markdown_table(headers, body), ""]
+    md += ["## Variants", "", markdown_table(["workload", "variant", "family", "precision", "parameters"],
+                                             [list(v) for v in variants]), ""]
     if notes:
         md += ["## Validity and warnings", "", markdown_table(["job", "invalid because", "warnings"],
                                                               [list(n) for n in notes]), ""]

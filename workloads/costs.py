@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def model_cost(path: Path, sample_shape: tuple[int, ...]) -> ModelCost:
     total = sum(m.size for m in matrices)
     zeros = sum(int((m == 0).sum()) for m in matrices)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # onnx-tool warns for every operator it does not profile
             graph = onnx_tool.Model(model).graph
             graph.shape_infer({sig.input_name: np.zeros((1, *sample_shape), sig.input_dtype)})
             graph.profile()

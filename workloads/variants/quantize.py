@@ -88,10 +88,18 @@ def _static(base, params: dict, out: Path, tmp: Path) -> None:
 
 
 def _dynamic(base, params: dict, out: Path) -> None:
+    import logging
+
     from onnxruntime.quantization import quantize_dynamic
 
-    quantize_dynamic(str(base.onnx_path), str(out), per_channel=params["per_channel"],
-                     weight_type=_quant_type(params["weight_type"]))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it advises pre-processing through the root logger, every time
+    try:
+        quantize_dynamic(str(base.onnx_path), str(out), per_channel=params["per_channel"],
+                         weight_type=_quant_type(params["weight_type"]))
+    finally:
+        root.setLevel(level)
 
 
 def _fp16(base, out: Path) -> None:
