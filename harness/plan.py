@@ -32,6 +32,7 @@ class Artifact:
     stages: list[dict] = field(default_factory=list)
     host_accuracy: float | None = None
     weight_sparsity: float | None = None   # share of zero-valued conv / matmul weights
+    exit: dict | None = None               # early exits: {"threshold", "criterion"} for staged runs
 
     def to_dict(self) -> dict:
         return asdict(self)

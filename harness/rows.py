@@ -31,12 +31,22 @@ def baseline_accuracy(rows: list[dict], job: Job) -> float | None:
     return float(candidates[0]["accuracy"]) if candidates else None
 
 
-def measured_row(row: dict, job: Job, m: Measurement, store: RunStore) -> dict:
+def expected_macs(stage_macs: list, exit_rate: float) -> float | None:
+    """Early exits (T-RECX): samples that leave pay stage 1 (with the exit head), the rest pay all stages."""
+    if any(m is None for m in stage_macs):
+        return None
+    return exit_rate * stage_macs[0] + (1 - exit_rate) * sum(stage_macs)
+
+
+def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact: Artifact) -> dict:
     summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules())
     row.update(summary)
     row.update(status="ok", accuracy=m.accuracy, n_eval=m.n_eval, warmup_iterations=m.warmup_iterations,
                peak_rss_mb=round(m.peak_rss_mb, 1),
                raw_latency_file=store.save_latency(job.job_id, m.latency_ns, m.windows))
+    if "exit_rate" in m.extra:
+        row["exit_rate"] = m.extra["exit_rate"]
+        row["expected_macs"] = expected_macs([s["macs"] for s in artifact.stages], m.extra["exit_rate"])
     reference = m.accuracy if job.family == "baseline" else baseline_accuracy(store.rows(), job)
     row["accuracy_delta"] = m.accuracy - reference if reference is not None else None
     return row

@@ -219,7 +219,7 @@ class Bench:
                 session.stage(artifact)
                 m = session.run(job, artifact, protocol,
                                 run.target.backend_options.get(job.backend, {}), self.reporter.job_progress)
-                row = measured_row(row, job, m, store)
+                row = measured_row(row, job, m, store, artifact)
                 if power is not None:
                     add_energy(row, power, job, m, store)
             except SkipJob as exc:

@@ -13,6 +13,7 @@ from harness.results import KEY, RunStore
 NUMERIC = ["accuracy", "accuracy_delta", "latency_mean_ms", "latency_std_ms", "latency_min_ms",
            "latency_max_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
            "throughput_ips", "n_iterations", "n_windows", "model_bytes", "params", "macs", "weight_sparsity",
+           "exit_rate", "expected_macs",
            "peak_rss_mb",
            "threads", "batch_size", "n_eval", "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
            "avg_power_w", "idle_power_w", "power_samples"]

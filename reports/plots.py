@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import matplotlib
 
@@ -78,4 +79,29 @@ def power_trace_plot(traces: dict[str, tuple], title: str) -> str:
     axes[-1, 0].set_xlabel("time since the first timed window (s); shaded: timed windows")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def exit_curve_plot(rows: pd.DataFrame, baseline: pd.Series | None, title: str) -> str:
+    """Early-exit threshold sweep: accuracy (left), and exit share, expected MACs and measured mean
+    latency relative to the baseline (right)."""
+    rows = rows.assign(threshold=rows["variant_params"].map(lambda p: json.loads(p)["threshold"]))
+    rows = rows.sort_values("threshold")
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    ax.plot(rows["threshold"], rows["accuracy"] * 100, "o-", color="black", label="accuracy")
+    ax.set_xlabel("exit threshold")
+    ax.set_ylabel("accuracy (%)")
+    right = ax.twinx()
+    right.plot(rows["threshold"], rows["exit_rate"] * 100, "s--", color="tab:green", label="exits early")
+    if baseline is not None:
+        right.plot(rows["threshold"], rows["expected_macs"] / baseline["macs"] * 100, "^--",
+                   color="tab:blue", label="expected MACs vs baseline")
+        right.plot(rows["threshold"], rows["latency_mean_ms"] / baseline["latency_mean_ms"] * 100, "v--",
+                   color="tab:red", label="mean latency vs baseline")
+    right.set_ylabel("% (exits, or of the baseline)")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower left")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
     return to_data_uri(fig)

@@ -80,10 +80,12 @@ def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
             rows, "latency_p50_ms", "latency p50 (ms)", f"{workload}: accuracy vs latency"))]
         if rows["macs"].notna().any():
             # MACs belong to a variant, not to a backend: one point per variant
-            per_variant = rows.drop_duplicates("variant")
+            # early exits: the expected MACs at their measured exit rate, not the worst case
+            per_variant = rows.drop_duplicates("variant").assign(
+                effective_macs=lambda r: r["expected_macs"].fillna(r["macs"]))
             figures.append(("accuracy vs MACs", plots.tradeoff_plot(
-                per_variant, "macs", "MACs per inference", f"{workload}: accuracy vs MACs",
-                by_variant=True)))
+                per_variant, "effective_macs", "MACs per inference (early exits: expected)",
+                f"{workload}: accuracy vs MACs", by_variant=True)))
         if rows["energy_per_inference_mj"].notna().any():
             figures.append(("accuracy vs energy", plots.tradeoff_plot(
                 rows, "energy_per_inference_mj", "energy per inference (mJ)",
@@ -92,6 +94,12 @@ def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
             if traces:
                 figures.append(("power traces", plots.power_trace_plot(
                     traces, f"{workload}: power{emulated_suffix(rows)}")))
+        exits = rows[rows["family"] == "early_exit"]
+        if len(exits):
+            for backend, group in exits.groupby("backend"):
+                base = rows[(rows["family"] == "baseline") & (rows["backend"] == backend)]
+                figures.append(("early-exit thresholds", plots.exit_curve_plot(
+                    group, base.iloc[0] if len(base) else None, f"{workload}: early exits ({backend})")))
         samples = {}
         for _, row in rows.iterrows():
             if row.get("raw_latency_file"):

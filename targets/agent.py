@@ -88,38 +88,68 @@ def peak_rss_mb() -> float:
     return kb / 1024.0 if sys.platform != "darwin" else kb / 1024.0 / 1024.0
 
 
+def load_model(request: dict):
+    """The backend (or, for an early-exit artifact, its two stages and the exit rule)."""
+    from targets.backends import load_backend_class
+    from targets.backends.base import Unsupported
+
+    backend_cls = load_backend_class(request["backend"])
+    artifact = request["artifact"]
+    if not artifact.get("stages"):
+        backend = backend_cls(request["threads"], request["backend_options"])
+        backend.load(artifact)
+        return backend
+    from targets.staged import EarlyExitModel
+
+    stages = []
+    for stage in artifact["stages"]:
+        backend = backend_cls(request["threads"], request["backend_options"])
+        backend.load({"files": {"onnx": stage["onnx"]}})
+        if not hasattr(backend, "outputs"):
+            raise Unsupported(f"backend {request['backend']} cannot run the stages of an early-exit model")
+        stages.append(backend)
+    if request["batch_size"] != 1:
+        raise Unsupported("early exits decide per sample: batch_size must be 1")
+    return EarlyExitModel(stages[0], stages[1], artifact["exit"]["criterion"], artifact["exit"]["threshold"])
+
+
 def run_job(request: dict) -> dict:
     import numpy as np
 
     from harness.protocol import ProtocolSettings, run_protocol
-    from targets.backends import load_backend_class
+    from targets.staged import EarlyExitModel
 
-    backend = load_backend_class(request["backend"])(request["threads"], request["backend_options"])
     send({"type": "progress", "phase": "load", "done": 0, "total": 1})
-    backend.load(request["artifact"])
+    model = load_model(request)
+    staged = isinstance(model, EarlyExitModel)
     batch_size = request["batch_size"]
-    if backend.fixed_batch is not None and backend.fixed_batch != batch_size:
+    fixed_batch = None if staged else model.fixed_batch
+    if fixed_batch is not None and fixed_batch != batch_size:
         from targets.backends.base import Unsupported
-        raise Unsupported(f"the model has a fixed batch size of {backend.fixed_batch}; "
+        raise Unsupported(f"the model has a fixed batch size of {fixed_batch}; "
                           f"batch_size {batch_size} cannot run")
 
     with np.load(request["artifact"]["eval_data"], allow_pickle=False) as data:
         x, y = data["x"], data["y"]
-    eval_batch = backend.fixed_batch or 256
+    eval_batch = fixed_batch or 256
     correct = 0
     for start in range(0, len(x), eval_batch):
         chunk = x[start:start + eval_batch]
         n = len(chunk)
-        if n < eval_batch and backend.fixed_batch:
+        if n < eval_batch and fixed_batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], eval_batch - n, axis=0)])
-        logits = np.asarray(backend.predict(np.ascontiguousarray(chunk)))[:n]
+        logits = np.asarray(model.predict(np.ascontiguousarray(chunk)))[:n]
         correct += int((logits.reshape(n, -1).argmax(axis=1) == y[start:start + n]).sum())
         send({"type": "progress", "phase": "accuracy", "done": start + n, "total": len(x)})
+    extra = {}
+    if staged:
+        extra["exit_rate"] = model.exit_rate
+        call, args = model.runner(x)
+    else:
+        call, args = model.runner(np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:])))
 
-    sample = np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:]))
     settings = ProtocolSettings(**request["protocol"])
     send({"type": "progress", "phase": "warmup", "done": 0, "total": settings.n_windows})
-    call, args = backend.runner(sample)
     timed = run_protocol(call, args, settings, on_window=lambda done, total: send(
         {"type": "progress", "phase": "window", "done": done, "total": total}))
     np.save(request["latency_out"], np.frombuffer(timed.latency_ns, dtype=np.int64))
@@ -133,7 +163,8 @@ def run_job(request: dict) -> dict:
         "warmup_s": timed.warmup_s,
         "latency_out": request["latency_out"],
         "peak_rss_mb": peak_rss_mb(),
-        "backend_info": backend.info(),
+        "backend_info": model.stage1.info() if staged else model.info(),
+        "extra": extra,
     }
 
 

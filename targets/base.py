@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ class Measurement:
     warmup_s: float
     peak_rss_mb: float
     backend_info: dict
+    extra: dict = field(default_factory=dict)   # e.g. exit_rate of an early-exit artifact
 
 
 class Session(ABC):

@@ -68,7 +68,8 @@ def measurement_from_result(message: dict, latency: np.ndarray) -> Measurement:
         accuracy=message["accuracy"], n_correct=message["n_correct"], n_eval=message["n_eval"],
         latency_ns=latency, windows=[Window(*w) for w in message["windows"]],
         warmup_iterations=message["warmup_iterations"], warmup_s=message["warmup_s"],
-        peak_rss_mb=message["peak_rss_mb"], backend_info=message["backend_info"])
+        peak_rss_mb=message["peak_rss_mb"], backend_info=message["backend_info"],
+        extra=message.get("extra", {}))
 
 
 def drive_job(client: AgentClient, request: dict, idle_timeout_s: float,

@@ -156,3 +156,74 @@ def test_retraining_families_refuse_a_users_onnx_model(user_model, tmp_path):
     base = build_base(load_workload(path))
     with pytest.raises(ConfigError, match="prune family needs a PyTorch reference model"):
         build_variants(base, {"pruned"})
+
+
+EXITS = """
+[[variants]]
+name = "exit"
+family = "early_exit"
+thresholds = [0.0, 1.0]
+epochs = 2
+"""
+
+
+def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path):
+    """Threshold 0: every sample leaves at the exit (stage 2 never runs); 1: none does (the worst case)."""
+    import csv
+
+    from harness.cli import main
+
+    workload = write(tmp_path / "ee.toml", tiny_workload_toml(name="tiny-exit", epochs=4, width=8) + EXITS)
+    suite = tiny_files["suite"]
+    suite.write_text(suite.read_text().replace(str(tiny_files["workload"]), str(workload))
+                     .replace('["onnxruntime", "torch"]', '["onnxruntime", "torch"]'))
+    runs = tmp_path / "runs"
+    assert main(["bench", "--suite", str(suite), "--runs-dir", str(runs), "--quiet"]) == 0
+    run_dir = next(p for p in runs.iterdir() if p.is_dir() and not p.is_symlink())
+    with open(run_dir / "results.csv", newline="") as fh:
+        rows = {(r["variant"], r["backend"]): r for r in csv.DictReader(fh)}
+    everyone, nobody = rows[("exit-t0", "onnxruntime")], rows[("exit-t1", "onnxruntime")]
+    assert float(everyone["exit_rate"]) == 1.0 and float(nobody["exit_rate"]) == 0.0
+    # expected MACs follow the exits: stage 1 alone vs both stages (the worst case, = macs)
+    assert float(nobody["expected_macs"]) == float(nobody["macs"])
+    assert float(everyone["expected_macs"]) < float(nobody["macs"])
+    # the final classifier is at least as good as the exit alone
+    assert float(nobody["accuracy"]) >= float(everyone["accuracy"]) - 0.02
+    assert rows[("exit-t0", "torch")]["status"] == "skipped"
+    assert "early exits" in (run_dir / "report.html").read_text()
+
+
+def test_staged_runtime_counts_exits_and_runs_stage_two_only_when_needed():
+    import numpy as np
+
+    from targets.staged import EarlyExitModel
+
+    class Stage:
+        def __init__(self, outputs):
+            self.calls, self.rows, self.make = 0, 0, outputs
+
+        def outputs(self, x):
+            self.calls += 1
+            self.rows += len(x)
+            return self.make(x)
+
+    sure = np.array([[10.0, 0, 0]], np.float32)   # confidence ~1
+    unsure = np.array([[0.1, 0, 0]], np.float32)  # confidence ~0.36
+    stage1 = Stage(lambda x: [x * 2, np.where(x[:, :1] > 0, sure, unsure)])
+    stage2 = Stage(lambda f: [np.ones((len(f), 3), np.float32)])
+    model = EarlyExitModel(stage1, stage2, "confidence", 0.9)
+    x = np.array([[1.0], [-1.0], [1.0], [-1.0]], np.float32)
+    logits = model.predict(x)
+    assert model.exit_rate == 0.5 and stage2.rows == 2  # only the two unsure samples went on
+    assert np.allclose(logits[1], 1.0) and np.allclose(logits[0], sure[0])
+    call, args = model.runner(x)
+    before = stage2.calls
+    for _ in range(4):
+        call(*args)
+    assert stage1.calls == 5 and stage2.calls - before == 2
+
+
+def test_an_empty_threshold_sweep_is_a_clear_error(tmp_path):
+    path = write(tmp_path / "w.toml", tiny_workload_toml() + EXITS.replace("[0.0, 1.0]", "[]"))
+    with pytest.raises(ConfigError, match="thresholds' = \\[\\]: a non-empty list"):
+        load_workload(path)

@@ -86,7 +86,7 @@ class BaseModel:
             meta = build(tmp)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
 
-        folder, _ = cached_dir("variants", f"{self.workload.name}-{variant.name}-{key}", build_and_describe)
+        folder, _ = cached_dir("variants", f"{self.workload.name}-{variant.family}-{key}", build_and_describe)
         return folder
 
 

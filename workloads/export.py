@@ -18,7 +18,8 @@ OUTPUT_NAME = "logits"
 EXPORT_TOLERANCE = 1e-3
 
 
-def export_onnx(model: torch.nn.Module, sample: np.ndarray, path: Path) -> None:
+def export_onnx(model: torch.nn.Module, sample: np.ndarray, path: Path,
+                output_names: tuple[str, ...] = (OUTPUT_NAME,)) -> None:
     """Export with a dynamic batch axis via torch's default (dynamo) exporter, then verify numerically."""
     model = model.eval()
     example = torch.from_numpy(sample[:2])
@@ -27,7 +28,7 @@ def export_onnx(model: torch.nn.Module, sample: np.ndarray, path: Path) -> None:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), dynamo=True, input_names=[INPUT_NAME],
-                                    output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},),
+                                    output_names=list(output_names), dynamic_shapes=({0: batch},),
                                     verbose=False)
     program.save(str(path), external_data=False)
     onnx.checker.check_model(str(path))
@@ -38,10 +39,11 @@ def check_matches_torch(model: torch.nn.Module, sample: np.ndarray, path: Path) 
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: sample})[0]
+    got = session.run(None, {session.get_inputs()[0].name: sample})
     with torch.no_grad():
-        want = model(torch.from_numpy(sample)).numpy()
-    diff = float(np.abs(got - want).max())
+        want = model(torch.from_numpy(sample))
+    want = [t.numpy() for t in (want if isinstance(want, tuple) else (want,))]
+    diff = max(float(np.abs(g - w).max()) for g, w in zip(got, want, strict=True))
     if diff > EXPORT_TOLERANCE:
         raise RuntimeError(f"{path}: ONNX export differs from PyTorch by {diff:.2e} "
                            f"(> {EXPORT_TOLERANCE:g})")

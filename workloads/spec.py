@@ -106,8 +106,9 @@ def parse_workload(data: dict, file: Path) -> WorkloadSpec:
         suites = vt.take("suites", list, None)
         family = FAMILIES[family_name]
         params = family.parse(Table(vt.rest(), file, f"{vt.prefix} '{v_name}'"))
-        variants.append(VariantSpec(v_name, family_name, family.precision(params), params,
-                                    tuple(suites) if suites is not None else None))
+        for expanded_name, expanded in family.expand(v_name, params):
+            variants.append(VariantSpec(expanded_name, family_name, family.precision(expanded), expanded,
+                                        tuple(suites) if suites is not None else None))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise ConfigError(f"{file}: variant names must be unique, got {names}")

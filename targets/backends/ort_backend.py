@@ -48,6 +48,10 @@ class OrtBackend(Backend):
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(self.output_names, {self.input_name: x})[0]
 
+    def outputs(self, x: np.ndarray) -> list:
+        """Every output, in the model's order (stages of an early-exit network)."""
+        return self.session.run(None, {self.input_name: x})
+
     def runner(self, x: np.ndarray):
         return self.session.run, (self.output_names, {self.input_name: x})
 

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from workloads.variants import baseline, distill, prune, quantize
+from workloads.variants import baseline, distill, early_exit, prune, quantize
+
+
+def single(name: str, params: dict) -> list[tuple[str, dict]]:
+    return [(name, params)]
 
 
 class Family(NamedTuple):
     parse: Callable
     precision: Callable[[dict], str]
     build: Callable
+    expand: Callable[[str, dict], list[tuple[str, dict]]] = single  # one entry -> several variants
 
 
 FAMILIES: dict[str, Family] = {
-    module.__name__.rsplit(".", 1)[1]: Family(module.parse, module.precision, module.build)
-    for module in (baseline, quantize, prune, distill)
+    module.__name__.rsplit(".", 1)[1]: Family(module.parse, module.precision, module.build,
+                                              getattr(module, "expand", single))
+    for module in (baseline, quantize, prune, distill, early_exit)
 }
