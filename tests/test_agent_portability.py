@@ -1,0 +1,37 @@
+"""What runs on a board stays within Python 3.8 syntax (JetPack 5 ships 3.8) and needs no more than the
+standard library, numpy and the runtime it drives."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BOARD_SIDE = ["targets/agent.py", "targets/staged.py", "targets/backends/__init__.py",
+              "targets/backends/base.py", "targets/backends/ort_backend.py", "harness/protocol.py",
+              "harness/errors.py", "power/rails.py", "power/tegrastats.py", "power/ina3221.py",
+              "power/rpi_pmic.py", "power/polling.py", "power/hwmon.py", "power/rapl.py",
+              "power/source.py", "power/trace.py"]
+ALLOWED_TOP_LEVEL = {"__future__", "ast", "difflib", "glob", "importlib", "json", "os", "platform", "re",
+                     "resource", "shutil", "subprocess", "sys", "threading", "time", "traceback", "typing",
+                     "array", "abc", "dataclasses", "collections", "functools", "numpy",
+                     "harness", "targets", "power"}
+
+
+@pytest.mark.parametrize("relative", BOARD_SIDE)
+def test_board_side_module_parses_as_python_3_8(relative):
+    source = (ROOT / relative).read_text()
+    ast.parse(source, filename=relative, feature_version=(3, 8))
+
+
+@pytest.mark.parametrize("relative", BOARD_SIDE)
+def test_board_side_module_imports_only_the_standard_library_and_numpy(relative):
+    tree = ast.parse((ROOT / relative).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    runtimes = {"onnxruntime"}  # imported lazily, inside the backend that drives it
+    assert imported <= ALLOWED_TOP_LEVEL | runtimes, imported - ALLOWED_TOP_LEVEL - runtimes
