@@ -3,6 +3,7 @@ readers take the same code path as with hardware. Faults: bad ports, garbage, si
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -167,3 +168,31 @@ def test_power_specs_are_validated_with_clear_errors():
         parse_cli("um25c:port=/dev/x,bauds=9600")
     spec = parse_cli("um25c:port=/dev/rfcomm0,baud=115200,rate_hz=5,strict=true")
     assert spec.options == {"port": "/dev/rfcomm0", "baud": 115200, "rate_hz": 5.0} and spec.strict
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or os.geteuid() != 0, reason="drops privileges from root")
+def test_a_port_the_user_may_not_read_says_which_group_to_join():
+    """A forked child drops to 'nobody' and opens a root-only pty: the error names the port and the fix."""
+    master, slave = os.openpty()
+    port = os.ttyname(slave)
+    os.chmod(port, 0o600)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: everything it needs is imported already
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            open_serial(port, 9600)
+            message = "opened"
+        except ConfigError as exc:
+            message = str(exc)
+        os.write(write_end, message.encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    message = os.read(read_end, 4096).decode()
+    os.close(master)
+    os.close(slave)
+    assert message == f"power: serial port {port}: it is not readable: add your user to the 'dialout' group " \
+                      f"(then log in again)"
