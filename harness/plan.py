@@ -50,10 +50,6 @@ class Job:
     batch_size: int
 
     @property
-    def key(self) -> tuple:
-        return tuple(getattr(self, c) for c in KEY_COLUMNS)
-
-    @property
     def job_id(self) -> str:
         """A stable, file-name-safe identifier (the target is the run's, so it is left out)."""
         text = f"{self.workload}__{self.variant}__{self.backend}__t{self.threads}__b{self.batch_size}"

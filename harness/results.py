@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.plan import KEY_COLUMNS
 from harness.protocol import Window
 
-KEY = ["workload", "variant", "target", "backend", "precision", "threads", "batch_size"]
+KEY = list(KEY_COLUMNS)
 COLUMNS = [
     "run_id", "job_id", "status", "reason", *KEY, "family", "variant_params",
     "accuracy", "accuracy_delta", "n_eval",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.results import KEY, RunStore
+from harness.results import RunStore
 
 NUMERIC = ["accuracy", "accuracy_delta", "latency_mean_ms", "latency_std_ms", "latency_min_ms",
            "latency_max_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
@@ -34,6 +34,3 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     rows["valid"] = rows["valid"].map({"True": True, "False": False})
     return info, rows
 
-
-def key_of(row) -> tuple:
-    return tuple(str(row[k]) for k in KEY)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -61,6 +60,3 @@ class Target(ABC):
     @abstractmethod
     def open(self) -> Session:
         ...
-
-    def artifact_root(self) -> Path | None:
-        return None

@@ -16,7 +16,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def exits(exit_logits: np.ndarray, criterion: str, threshold: float) -> np.ndarray:
     """True where a sample leaves at the exit."""
-    p = softmax(exit_logits.astype(np.float64))
+    p = softmax(exit_logits)
     if criterion == "confidence":
         return p.max(axis=1) > threshold
     entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)
@@ -49,14 +49,7 @@ class EarlyExitModel:
     def infer_one(self, x: np.ndarray) -> np.ndarray:
         """One sample, the shortest path: what a deployed early-exit runtime does per request."""
         features, exit_logits = self.stage1.outputs(x)[:2]
-        z = exit_logits[0]
-        e = np.exp(z - z.max())
-        p = e / e.sum()
-        if self.criterion == "confidence":
-            leave = p.max() > self.threshold
-        else:
-            leave = -(p * np.log(np.clip(p, 1e-12, None))).sum() < self.threshold
-        if leave:
+        if exits(exit_logits, self.criterion, self.threshold)[0]:
             return exit_logits
         return self.stage2.outputs(features)[0]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import onnx
@@ -49,7 +50,7 @@ class BaseModel:
             state = folder / "model.pt" if (folder / "model.pt").exists() else None
             torch_model = meta.get("torch_model")
         cost = model_cost(onnx_path, self.data.input_shape)
-        macs = model_cost(self.onnx_path, self.data.input_shape).macs if same_macs_as_base else cost.macs
+        macs = self.cost.macs if same_macs_as_base else cost.macs
         files = {"onnx": str(onnx_path)}
         if state is not None and torch_model is not None:
             files["torch_state"] = str(state)
@@ -60,6 +61,10 @@ class BaseModel:
             macs=macs, torch_model=torch_model if "torch_state" in files else None,
             variant_params=dict(variant_params or {}), host_accuracy=accuracy,
             weight_sparsity=cost.weight_sparsity)
+
+    @cached_property
+    def cost(self):
+        return model_cost(self.onnx_path, self.data.input_shape)
 
     def require_torch(self, family: str):
         """The trained reference model as a torch module (families that retrain need one)."""

@@ -15,6 +15,7 @@ threshold of the sweep is one variant, named <name>-t<threshold>; all share one 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -134,8 +135,6 @@ def build(base, variant) -> Artifact:
         return {"feature_shape": list(features.shape[1:])}
 
     folder = base.build_variant(replace(variant, params=shared), make, family_source("early_exit"))
-    import json
-
     meta = json.loads((folder / "meta.json").read_text())
     stage_paths = [folder / "stage1.onnx", folder / "stage2.onnx"]
     costs = [model_cost(stage_paths[0], base.data.input_shape),
