@@ -124,8 +124,11 @@ class AdafruitBlockParser:
         block, self.fields = self.fields, {}
         if "Current" not in block or not ({"Load Voltage", "Bus Voltage"} & set(block)):
             return None
-        # Adafruit's "Load Voltage" is bus + shunt, the supply side; the load sees the bus voltage
-        voltage = block.get("Bus Voltage", block.get("Load Voltage"))
+        # Adafruit's "Load Voltage" is bus + shunt (mV / 1000), the supply side; the load sees the bus
+        # voltage, so a block that lost its first line gets it back from the other two
+        voltage = block.get("Bus Voltage")
+        if voltage is None:
+            voltage = block["Load Voltage"] - block.get("Shunt Voltage", 0.0) / 1000.0
         current = block["Current"] / 1000.0
         power = block["Power"] / 1000.0 if "Power" in block else voltage * current
         return voltage, current, power
