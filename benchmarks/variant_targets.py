@@ -83,8 +83,8 @@ threads = [1]
         latency_cut = (1 - best["latency_mean_ms"] / fp32["latency_mean_ms"]) * 100
         verdict("early exit >= 30% fewer expected MACs and lower mean latency at <= 1 pt loss",
                 macs_cut >= 30 and latency_cut >= 30,
-                f"best within 1 pt: {best['variant']}, expected MACs {macs_cut:+.1f}% lower, mean latency "
-                f"{latency_cut:+.1f}% lower, {drop(best['variant']):+.2f} pts lost, "
+                f"best within 1 pt: {best['variant']}, vs fp32: expected MACs {-macs_cut:+.1f}%, mean latency "
+                f"{-latency_cut:+.1f}%, {drop(best['variant']):+.2f} pts lost, "
                 f"{best['exit_rate']:.0%} exit early")
 
 
