@@ -33,6 +33,8 @@ class Artifact:
     host_accuracy: float | None = None
     weight_sparsity: float | None = None   # share of zero-valued conv / matmul weights
     exit: dict | None = None               # early exits: {"threshold", "criterion"} for staged runs
+    # per backend, options this artifact needs over the target's (e.g. onnxruntime qdq_fusion = false)
+    backend_options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

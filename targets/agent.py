@@ -23,7 +23,7 @@ import sys
 import traceback
 
 PROTOCOL_VERSION = 1
-RUNTIMES = ("onnxruntime", "torch", "numpy", "ai-edge-litert", "tensorrt")
+RUNTIMES = ("onnxruntime", "torch", "numpy", "ai-edge-litert", "tflite-runtime", "tensorrt")
 
 
 def send(message: dict) -> None:
@@ -95,15 +95,17 @@ def load_model(request: dict):
 
     backend_cls = load_backend_class(request["backend"])
     artifact = request["artifact"]
+    options = dict(request["backend_options"])
+    options.update(artifact.get("backend_options", {}).get(request["backend"], {}))
     if not artifact.get("stages"):
-        backend = backend_cls(request["threads"], request["backend_options"])
+        backend = backend_cls(request["threads"], options)
         backend.load(artifact)
         return backend
     from targets.staged import EarlyExitModel
 
     stages = []
     for stage in artifact["stages"]:
-        backend = backend_cls(request["threads"], request["backend_options"])
+        backend = backend_cls(request["threads"], options)
         backend.load({"files": {"onnx": stage["onnx"]}})
         if not hasattr(backend, "outputs"):
             raise Unsupported(f"backend {request['backend']} cannot run the stages of an early-exit model")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -24,6 +24,10 @@ BUILD_VERSION = 1
 
 Progress = Callable[[str], None]
 
+# What a built variant's folder may hold: (format, file name). The first present is the main model.
+ARTIFACT_FILES = (("onnx", "model.onnx"), ("tflite", "model.tflite"), ("qonnx", "model.qonnx.onnx"),
+                  ("torch_state", "model.pt"))
+
 
 @dataclass
 class BaseModel:
@@ -38,29 +42,34 @@ class BaseModel:
     was_trained: bool
 
     def artifact(self, variant: str, family: str, precision: str, folder: Path | None = None,
-                 variant_params: dict | None = None, same_macs_as_base: bool = False) -> Artifact:
-        """The artifact in `folder` (a built variant: model.onnx, optional model.pt and meta.json), or the
-        base model itself when `folder` is None."""
+                 variant_params: dict | None = None, same_macs_as_base: bool = False,
+                 backend_options: dict | None = None) -> Artifact:
+        """The artifact in `folder` (a built variant: its model files and meta.json), or the base model
+        itself when `folder` is None."""
         if folder is None:
-            onnx_path, state, torch_model, accuracy = (self.onnx_path, self.torch_state_path,
-                                                       self.torch_model, self.host_accuracy)
+            files = {"onnx": str(self.onnx_path)}
+            if self.torch_state_path is not None:
+                files["torch_state"] = str(self.torch_state_path)
+            torch_model, accuracy = self.torch_model, self.host_accuracy
         else:
             meta = json.loads((folder / "meta.json").read_text())
-            onnx_path, accuracy = folder / "model.onnx", meta.get("host_accuracy")
-            state = folder / "model.pt" if (folder / "model.pt").exists() else None
-            torch_model = meta.get("torch_model")
-        cost = model_cost(onnx_path, self.data.input_shape)
-        macs = self.cost.macs if same_macs_as_base else cost.macs
-        files = {"onnx": str(onnx_path)}
-        if state is not None and torch_model is not None:
-            files["torch_state"] = str(state)
+            files = {fmt: str(folder / name) for fmt, name in ARTIFACT_FILES if (folder / name).exists()}
+            torch_model, accuracy = meta.get("torch_model"), meta.get("host_accuracy")
+        if torch_model is None:
+            files.pop("torch_state", None)
+        if "onnx" in files:
+            cost = model_cost(Path(files["onnx"]), self.data.input_shape)
+        else:  # another format of the base network (.tflite): the base's counts, the file's own size
+            main = Path(next(iter(files.values())))
+            cost = replace(self.cost, model_bytes=main.stat().st_size)
         return Artifact(
             workload=self.workload.name, variant=variant, family=family, precision=precision,
             files=files, eval_data=str(self.data.eval_path), n_eval=self.data.n_eval,
             n_classes=self.data.n_classes, model_bytes=cost.model_bytes, params=cost.params,
-            macs=macs, torch_model=torch_model if "torch_state" in files else None,
+            macs=self.cost.macs if same_macs_as_base else cost.macs,
+            torch_model=torch_model if "torch_state" in files else None,
             variant_params=dict(variant_params or {}), host_accuracy=accuracy,
-            weight_sparsity=cost.weight_sparsity)
+            weight_sparsity=cost.weight_sparsity, backend_options=dict(backend_options or {}))
 
     @cached_property
     def cost(self):

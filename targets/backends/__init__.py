@@ -8,6 +8,8 @@ import importlib
 BACKENDS = {
     "onnxruntime": "targets.backends.ort_backend:OrtBackend",
     "torch": "targets.backends.torch_backend:TorchBackend",
+    "litert": "targets.backends.litert_backend:LiteRtBackend",
+    "tflite-runtime": "targets.backends.litert_backend:TfliteRuntimeBackend",
 }
 
 

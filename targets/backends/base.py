@@ -14,6 +14,17 @@ class Unsupported(Exception):
     """This backend cannot run this artifact by design (reported as a skipped job, with the reason)."""
 
 
+def require_runtime(module: str, package: str):
+    """The runtime's module, or a skip naming the package to install on this device."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise Unsupported("{} is not installed on this device ({}); install it with "
+                          "`pip install {}`".format(package, exc, package)) from None
+
+
 class Backend:
     name = ""
 

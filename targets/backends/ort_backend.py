@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.backends.base import Backend, Unsupported
+from targets.backends.base import Backend, Unsupported, require_runtime
 
 OPT_LEVELS = ("disabled", "basic", "extended", "all")
 
 
 class OrtBackend(Backend):
     name = "onnxruntime"
-    OPTIONS = ("graph_optimization_level", "allow_spinning", "providers")
+    OPTIONS = ("graph_optimization_level", "allow_spinning", "providers", "qdq_fusion")
 
     def load(self, artifact: dict) -> None:
-        import onnxruntime as ort
-
+        ort = require_runtime("onnxruntime", "onnxruntime")
         self.check_options(self.OPTIONS)
         path = artifact["files"].get("onnx")
         if path is None:
@@ -37,6 +36,10 @@ class OrtBackend(Backend):
         }[level]
         so.add_session_config_entry("session.intra_op.allow_spinning",
                                     "1" if self.options.get("allow_spinning", True) else "0")
+        if not self.options.get("qdq_fusion", True):
+            # keep QuantizeLinear/DequantizeLinear as written instead of fusing them into int8 kernels
+            # (whose u8s8 arithmetic saturates on CPUs without VNNI)
+            so.add_session_config_entry("session.disable_quant_qdq", "1")
         providers = self.options.get("providers", ["CPUExecutionProvider"])
         self.session = ort.InferenceSession(path, so, providers=providers)
         first = self.session.get_inputs()[0]
@@ -62,4 +65,5 @@ class OrtBackend(Backend):
     def info(self) -> dict:
         return {"runtime": "onnxruntime", "version": self._version,
                 "providers": self.session.get_providers(),
-                "graph_optimization_level": self.options.get("graph_optimization_level", "all")}
+                "graph_optimization_level": self.options.get("graph_optimization_level", "all"),
+                "qdq_fusion": bool(self.options.get("qdq_fusion", True))}

@@ -1,0 +1,86 @@
+"""LiteRT (TensorFlow Lite) interpreters: `litert` is ai-edge-litert, `tflite-runtime` the legacy package
+with the same Interpreter API (boards that still have it: it needs numpy < 2).
+
+A full-integer model takes int8 input: the float sample is quantized once with the input tensor's
+(scale, zero point) before timing, so the timed call is what an integer-only device would run:
+set the input, invoke, read the output.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+from targets.backends.base import Backend, Unsupported, require_runtime
+
+
+class LiteRtBackend(Backend):
+    name = "litert"
+    MODULE, PACKAGE = "ai_edge_litert.interpreter", "ai-edge-litert"
+    OPTIONS = ("use_xnnpack",)
+
+    def load(self, artifact: dict) -> None:
+        self.check_options(self.OPTIONS)
+        path = artifact["files"].get("tflite")
+        if path is None:
+            raise Unsupported("{} runs .tflite files; this artifact has {}".format(
+                self.name, ", ".join(artifact["files"])))
+        module = require_runtime(self.MODULE, self.PACKAGE)
+        kwargs = {"model_path": path, "num_threads": self.threads}
+        if not self.options.get("use_xnnpack", True):
+            kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interpreter = module.Interpreter(**kwargs)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self._version = _package_version(self.PACKAGE)
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self._input["dtype"]
+        if np.issubdtype(dtype, np.floating):
+            return np.ascontiguousarray(x, dtype=dtype)
+        scale, zero_point = self._input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        scale, zero_point = self._output["quantization"]
+        if np.issubdtype(y.dtype, np.floating) or scale == 0:
+            return y
+        return (y.astype(np.float32) - zero_point) * scale
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        self.interpreter.set_tensor(self._input["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output["index"])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self._dequantize(self._invoke(self._quantize(x)))
+
+    def runner(self, x: np.ndarray):
+        return self._invoke, (self._quantize(x),)
+
+    @property
+    def fixed_batch(self):
+        return int(self._input["shape"][0])
+
+    def info(self) -> dict:
+        return {"runtime": self.PACKAGE, "version": self._version, "threads": self.threads,
+                "input_dtype": np.dtype(self._input["dtype"]).name,
+                "xnnpack": bool(self.options.get("use_xnnpack", True))}
+
+
+class TfliteRuntimeBackend(LiteRtBackend):
+    name = "tflite-runtime"
+    MODULE, PACKAGE = "tflite_runtime.interpreter", "tflite-runtime"
+
+
+def _package_version(package: str):
+    try:
+        from importlib.metadata import version
+        return version(package)
+    except Exception:  # metadata missing on a hand-copied runtime: the version is unknown, not an error
+        return None
+
+
+

@@ -1,0 +1,102 @@
+"""TFLite artifacts for LiteRT: fp32, and full-integer int8 (int8 weights, activations, input and output).
+
+Route: litert-torch converts the PyTorch reference model straight to .tflite (no TensorFlow, no ONNX in
+between); int8 goes through PyTorch's PT2E flow (torchao prepare/convert) with litert-torch's quantizer,
+symmetric per-channel weights, calibrated on the training split. onnx2tf was the other route and was
+rejected: it pins old tensorflow/numpy/onnx versions and fetches calibration data from the internet.
+
+    [[variants]]
+    name = "tflite-int8"
+    family = "tflite"
+    quantization = "int8"       # none (fp32) | int8
+    calibration_samples = 200   # int8: from the training split
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.plan import Artifact
+from harness.tomlconf import Table
+from workloads.quiet import ConverterError, native_output_captured
+from workloads.variants.source import family_source
+
+QUANTIZATIONS = ("none", "int8")
+
+
+def parse(table: Table) -> dict:
+    quantization = table.take("quantization", str, "none", choices=QUANTIZATIONS)
+    params = {"quantization": quantization}
+    if quantization == "int8":
+        params["calibration_samples"] = table.take("calibration_samples", int, 200, minimum=1)
+    table.finish()
+    return params
+
+
+def precision(params: dict) -> str:
+    return "int8" if params["quantization"] == "int8" else "fp32"
+
+
+def _converter(workload_file: Path):
+    try:
+        with native_output_captured("importing litert-torch"):
+            import litert_torch
+    except ConverterError as exc:
+        if not isinstance(exc.__cause__, ImportError):
+            raise
+        raise ConfigError(f"{workload_file}: family \"tflite\" needs litert-torch to convert models; "
+                          f"install the extra: pip install -e '.[tflite]'") from None
+    return litert_torch
+
+
+def _int8(litert_torch, model, sample, calibration: np.ndarray):
+    import torch
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
+    with torch.no_grad():
+        for i in range(len(calibration)):
+            prepared(torch.from_numpy(calibration[i:i + 1]))
+    quantized = convert_pt2e(prepared, fold_quantize=False)
+    return litert_torch.convert(quantized, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+
+
+def host_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of the .tflite on the host, through the same backend the device runs."""
+    from targets.backends.litert_backend import LiteRtBackend
+
+    backend = LiteRtBackend(1, {})
+    backend.load({"files": {"tflite": str(path)}})
+    hits = sum(int(backend.predict(x[i:i + 1]).argmax() == y[i]) for i in range(len(x)))
+    return hits / len(x)
+
+
+def build(base, variant) -> Artifact:
+    import torch
+
+    params = variant.params
+    litert_torch = _converter(base.workload.file)
+
+    def make(tmp: Path) -> dict:
+        model = base.require_torch("tflite")
+        x_eval, y_eval = base.data.load_eval()
+        sample = torch.from_numpy(x_eval[:1])
+        with native_output_captured(f"converting {variant.name} to TFLite"):
+            if params["quantization"] == "int8":
+                x_train, _ = base.data.load_train()
+                picks = np.random.default_rng(0).choice(
+                    len(x_train), size=min(params["calibration_samples"], len(x_train)), replace=False)
+                converted = _int8(litert_torch, model, sample, x_train[np.sort(picks)])
+            else:
+                converted = litert_torch.convert(model, (sample,))
+            converted.export(str(tmp / "model.tflite"))
+        return {"host_accuracy": host_accuracy(tmp / "model.tflite", x_eval, y_eval)}
+
+    folder = base.build_variant(variant, make, family_source("tflite"))
+    return base.artifact(variant.name, "tflite", variant.precision, folder, params, same_macs_as_base=True)
