@@ -1,7 +1,8 @@
 """Do the model-efficiency variants pay off on this machine? Measured by edgebench itself, in one run.
 
 Runs mnist-resnet8 with its quick and full variants (suite name "full" selects the sweeps) on the cpu
-target, onnxruntime, 1 thread, and prints each target of the variants issue beside what was measured:
+target, onnxruntime and LiteRT, 1 thread, and prints each target of the variants issue beside what was
+measured (LiteRT and low-bit QAT rows are shown without a target):
 
   int8 (ORT static)      faster than fp32 at <= 1 point accuracy loss
   channels-50            >= 1.5x faster than fp32 at <= 1 point loss after fine-tuning
@@ -42,7 +43,7 @@ n_windows = {args.windows}
 window_min_s = {args.window_s}
 window_min_iterations = 200
 [matrix]
-backends = ["onnxruntime"]
+backends = ["onnxruntime", "litert"]
 threads = [1]
 """)
         store = Bench(QuietReporter()).start(BenchRequest(suite=str(suite)), Path(args.runs_dir))
@@ -50,13 +51,13 @@ threads = [1]
     by = {r["variant"]: r for _, r in rows[rows["status"] == "ok"].iterrows()}
     fp32 = by["fp32"]
 
-    print(f"\nrun {store.dir} (mnist-resnet8, onnxruntime, 1 thread)\n")
-    print(f"{'variant':14s} {'accuracy':>9s} {'Δ pts':>7s} {'p50 ms':>8s} {'mean ms':>8s} {'speed-up':>9s} "
+    print(f"\nrun {store.dir} (mnist-resnet8, 1 thread; speed-up vs onnxruntime fp32)\n")
+    print(f"{'variant':14s} {'backend':12s} {'accuracy':>9s} {'Δ pts':>7s} {'p50 ms':>8s} {'mean ms':>8s} {'speed-up':>9s} "
           f"{'MACs':>11s} {'sparsity':>9s} {'exits':>6s} {'exp. MACs':>11s}")
     for name, r in by.items():
         exit_cols = (f"{r['exit_rate']:6.3f} {r['expected_macs']:11,.0f}" if r["family"] == "early_exit"
                      else f"{'':6s} {'':11s}")
-        print(f"{name:14s} {r['accuracy']:9.4f} {(r['accuracy'] - fp32['accuracy']) * 100:+7.2f} "
+        print(f"{name:14s} {r['backend']:12s} {r['accuracy']:9.4f} {(r['accuracy'] - fp32['accuracy']) * 100:+7.2f} "
               f"{r['latency_p50_ms']:8.4f} {r['latency_mean_ms']:8.4f} "
               f"{fp32['latency_p50_ms'] / r['latency_p50_ms']:8.2f}x "
               f"{r['macs']:11,.0f} {float(r['weight_sparsity'] or 0):9.2f} {exit_cols}")
@@ -75,7 +76,8 @@ threads = [1]
             f"{drop('sparse-90'):+.2f} pts lost; p50 {by['sparse-90']['latency_p50_ms']:.4f} ms vs dense "
             f"{fp32['latency_p50_ms']:.4f} ms")
     kd, ce = by["student-kd"]["accuracy"], by["student-ce"]["accuracy"]
-    verdict("KD student >= CE student", kd >= ce, f"{kd:.4f} vs {ce:.4f}")
+    verdict("KD student >= CE student", kd >= ce, f"{kd:.4f} vs {ce:.4f}"
+            + (f" (with FitNets hints: {by['student-hint']['accuracy']:.4f})" if "student-hint" in by else ""))
     exits = [r for r in by.values() if r["family"] == "early_exit" and drop(r["variant"]) <= 1]
     if exits:
         best = max(exits, key=lambda r: 1 - r["expected_macs"] / fp32["macs"])
@@ -87,6 +89,15 @@ threads = [1]
                 f"{-latency_cut:+.1f}%, {drop(best['variant']):+.2f} pts lost, "
                 f"{best['exit_rate']:.0%} exit early")
 
+    print("\nwithout a target:")
+    if {"tflite-fp32", "tflite-int8"} <= set(by):
+        print(f"  LiteRT int8 vs LiteRT fp32: {by['tflite-fp32']['latency_p50_ms'] / by['tflite-int8']['latency_p50_ms']:.2f}x, "
+              f"{(by['tflite-fp32']['accuracy'] - by['tflite-int8']['accuracy']) * 100:+.2f} pts lost")
+    for name in ("w4a4", "w2a4", "w1a4"):
+        if name in by:
+            print(f"  QAT {name} (functional reference on the CPU): {drop(name):+.2f} pts lost vs fp32")
+
 
 if __name__ == "__main__":
     main()
+

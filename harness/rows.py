@@ -7,9 +7,13 @@ from dataclasses import asdict
 
 from harness.environment import utc_now
 from harness.plan import Artifact, Job
+from harness.protocol import Window
 from harness.results import RunStore
 from harness.stats import ValidityRules, summarize
 from targets.base import Measurement
+
+# Above this share of a window, the device-to-host clock mapping's error is worth a warning.
+CLOCK_UNCERTAINTY_SHARE = 0.01
 
 
 def job_row(run_id: str, job: Job, artifact: Artifact | None) -> dict:
@@ -42,11 +46,14 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
     summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules())
     row.update(summary)
     row.update(status="ok", accuracy=m.accuracy, n_eval=m.n_eval, warmup_iterations=m.warmup_iterations,
-               peak_rss_mb=round(m.peak_rss_mb, 1),
+               peak_rss_mb=round(m.peak_rss_mb, 1), clock_offset_us=round(m.clock_offset_ns / 1e3, 1),
+               clock_uncertainty_us=round(m.clock_uncertainty_ns / 1e3, 1),
                raw_latency_file=store.save_latency(job.job_id, m.latency_ns, m.windows))
     if "exit_rate" in m.extra:
         row["exit_rate"] = m.extra["exit_rate"]
         row["expected_macs"] = expected_macs([s["macs"] for s in artifact.stages], m.extra["exit_rate"])
+    if m.extra.get("warnings"):
+        row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.extra["warnings"]]))
     reference = m.accuracy if job.family == "baseline" else baseline_accuracy(store.rows(), job)
     row["accuracy_delta"] = m.accuracy - reference if reference is not None else None
     return row
@@ -55,7 +62,14 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
 def add_energy(row: dict, monitor, job: Job, m: Measurement, store: RunStore) -> None:
     """Energy columns from the power trace of the job's windows; a broken power rule invalidates the row."""
     relative = f"raw/{job.job_id}.power.npz"
-    columns, reasons, warnings = monitor.job_columns(m.windows, job.batch_size, store.dir / relative)
+    # a host-side meter's trace is on the host's clock; the windows were timed on the device's
+    on_host = [Window(w.start_ns - m.clock_offset_ns, w.end_ns - m.clock_offset_ns, w.n_iterations)
+               for w in m.windows]
+    columns, reasons, warnings = monitor.job_columns(on_host, job.batch_size, store.dir / relative)
+    shortest_ns = min(w.end_ns - w.start_ns for w in m.windows)
+    if m.clock_uncertainty_ns > CLOCK_UNCERTAINTY_SHARE * shortest_ns:
+        warnings.append(f"clock mapping uncertain by {m.clock_uncertainty_ns / 1e6:.2f} ms, over "
+                        f"{CLOCK_UNCERTAINTY_SHARE:.0%} of the shortest window")
     row.update(columns, power_trace_file=relative)
     if reasons:
         row["valid"] = False

@@ -4,12 +4,14 @@ The cpu target starts it locally for each job; board targets start the same code
 numpy and the runtimes it is asked to use, nothing else, and keeps to Python 3.8 syntax.
 
 Messages (one JSON object per line, each with "type"):
-    agent -> host  hello     {protocol, facts}
+    agent -> host  hello     {protocol, facts}         (facts include the board's, with --board KIND)
+    host -> agent  clock     {}                        a ping for mapping the board's clock to the host's
+    agent -> host  clock     {t_ns}
     host -> agent  job       {job_id, backend, threads, batch_size, backend_options, artifact,
-                              protocol, latency_out}
+                              protocol, latency_out}   (latency_out null: samples come back inline)
     agent -> host  progress  {phase, done, total}
-    agent -> host  result    {accuracy, n_correct, n_eval, windows, warmup_*, latency_out, peak_rss_mb,
-                              backend_info}
+    agent -> host  result    {accuracy, n_correct, n_eval, windows, warmup_*, latency_out or
+                              latency_ns_b64 (little-endian int64), peak_rss_mb, backend_info}
     agent -> host  error     {kind: "skip" | "fail", message}
 """
 
@@ -144,6 +146,9 @@ def run_job(request: dict) -> dict:
         correct += int((logits.reshape(n, -1).argmax(axis=1) == y[start:start + n]).sum())
         send({"type": "progress", "phase": "accuracy", "done": start + n, "total": len(x)})
     extra = {}
+    note = getattr(model, "measurement_note", None)
+    if note:
+        extra["warnings"] = [note]
     if staged:
         extra["exit_rate"] = model.exit_rate
         call, args = model.runner(x)
@@ -154,8 +159,14 @@ def run_job(request: dict) -> dict:
     send({"type": "progress", "phase": "warmup", "done": 0, "total": settings.n_windows})
     timed = run_protocol(call, args, settings, on_window=lambda done, total: send(
         {"type": "progress", "phase": "window", "done": done, "total": total}))
-    np.save(request["latency_out"], np.frombuffer(timed.latency_ns, dtype=np.int64))
-    return {
+    latency = np.frombuffer(timed.latency_ns, dtype=np.int64)
+    samples = {"latency_out": request["latency_out"]}
+    if request["latency_out"]:
+        np.save(request["latency_out"], latency)
+    else:
+        import base64
+        samples["latency_ns_b64"] = base64.b64encode(latency.astype("<i8").tobytes()).decode("ascii")
+    result = {
         "type": "result",
         "accuracy": correct / len(y),
         "n_correct": correct,
@@ -163,22 +174,37 @@ def run_job(request: dict) -> dict:
         "windows": [[w.start_ns, w.end_ns, w.n_iterations] for w in timed.windows],
         "warmup_iterations": timed.warmup_iterations,
         "warmup_s": timed.warmup_s,
-        "latency_out": request["latency_out"],
         "peak_rss_mb": peak_rss_mb(),
         "backend_info": model.stage1.info() if staged else model.info(),
         "extra": extra,
     }
+    result.update(samples)
+    return result
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+    import time
+
     from targets.backends.base import Unsupported
 
-    send({"type": "hello", "protocol": PROTOCOL_VERSION, "facts": device_facts()})
+    parser = argparse.ArgumentParser(prog="edgebench-agent")
+    parser.add_argument("--board", default=None, help="rpi | jetson | pynq: add that board's facts")
+    args = parser.parse_args(argv)
+    facts = device_facts()
+    facts["agent"] = os.path.abspath(__file__)  # inside the shipped .pyz on a board
+    if args.board:
+        from targets.board_facts import board_facts
+        facts["board"] = dict(board_facts(args.board), kind=args.board)
+    send({"type": "hello", "protocol": PROTOCOL_VERSION, "facts": facts})
     for line in sys.stdin:
         if not line.strip():
             continue
         try:
             request = json.loads(line)
+            if request.get("type") == "clock":
+                send({"type": "clock", "t_ns": time.monotonic_ns()})
+                continue
             if request.get("type") != "job":
                 raise ValueError("unexpected message type {!r}".format(request.get("type")))
             send(run_job(request))

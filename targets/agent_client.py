@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import IO
@@ -63,3 +64,35 @@ class AgentClient:
             raise JobError(f"agent speaks protocol {message.get('protocol')}, "
                            f"this host speaks {PROTOCOL_VERSION}: ship the same edgebench version")
         return message["facts"]
+
+
+class AgentProcess:
+    """An agent running as a child process (locally, or `ssh board python agent.pyz`), stopped on exit:
+    closing its stdin ends it; a stuck one is killed."""
+
+    def __init__(self, process: subprocess.Popen, stderr):
+        self.process, self.stderr = process, stderr
+        self.client = AgentClient(process.stdin, process.stdout, self._describe_exit)
+
+    def _describe_exit(self) -> str:
+        code = self.process.poll()
+        self.stderr.seek(0)
+        tail = self.stderr.read().decode(errors="replace").strip().splitlines()[-3:]
+        said = f"; it said: {' | '.join(tail)}" if tail else ""
+        return f" (exit status {code}){said}" if code is not None else said
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.stderr.close()

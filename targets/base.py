@@ -33,6 +33,9 @@ class Measurement:
     peak_rss_mb: float
     backend_info: dict
     extra: dict = field(default_factory=dict)   # e.g. exit_rate of an early-exit artifact
+    # device clock - host clock, and its bound: windows are on the device's clock (0, 0 when local)
+    clock_offset_ns: int = 0
+    clock_uncertainty_ns: int = 0
 
 
 class Session(ABC):

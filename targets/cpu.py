@@ -17,50 +17,26 @@ import numpy as np
 from harness.errors import JobError, SkipJob
 from harness.plan import Artifact, Job
 from harness.protocol import ProtocolSettings, Window
-from targets.agent_client import AgentClient
+from targets.agent_client import AgentClient, AgentProcess
 from targets.base import Measurement, ProgressCallback, Session, Target
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HELLO_TIMEOUT_S = 60.0
 
 
-class LocalAgent:
-    """An agent process on this machine, stopped on exit (also on Ctrl-C in the host)."""
+class LocalAgent(AgentProcess):
+    """An agent process on this machine."""
 
     def __init__(self, threads: int | None = None):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         if threads:
             env["OMP_NUM_THREADS"] = str(threads)  # keep OpenMP pools at the job's thread count
-        self.stderr = tempfile.TemporaryFile()
+        stderr = tempfile.TemporaryFile()
         # A new session: Ctrl-C reaches the host only, which then stops the agent in order.
-        self.process = subprocess.Popen([sys.executable, "-m", "targets.agent"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=self.stderr, env=env,
-                                        start_new_session=True)
-        self.client = AgentClient(self.process.stdin, self.process.stdout, self._describe_exit)
-
-    def _describe_exit(self) -> str:
-        code = self.process.poll()
-        self.stderr.seek(0)
-        tail = self.stderr.read().decode(errors="replace").strip().splitlines()[-3:]
-        said = f"; it said: {' | '.join(tail)}" if tail else ""
-        return f" (exit status {code}){said}" if code is not None else said
-
-    def __enter__(self) -> LocalAgent:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for stream in (self.process.stdin, self.process.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.stderr.close()
+        super().__init__(subprocess.Popen([sys.executable, "-m", "targets.agent"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=stderr, env=env,
+                                          start_new_session=True), stderr)
 
 
 def measurement_from_result(message: dict, latency: np.ndarray) -> Measurement:

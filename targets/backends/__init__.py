@@ -10,6 +10,8 @@ BACKENDS = {
     "torch": "targets.backends.torch_backend:TorchBackend",
     "litert": "targets.backends.litert_backend:LiteRtBackend",
     "tflite-runtime": "targets.backends.litert_backend:TfliteRuntimeBackend",
+    "finn": "targets.backends.finn_backend:FinnBackend",
+    "qonnx-reference": "targets.backends.qonnx_backend:QonnxReferenceBackend",
 }
 
 

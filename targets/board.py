@@ -1,0 +1,156 @@
+"""A board reached over SSH: the agent is shipped as a hash-named zipapp, artifacts and evaluation data
+are staged by sha256, and every job runs in a fresh agent on the board. Timing happens there.
+
+[target] keys (beside name, adapter, backends, job_timeout_s):
+    host                      a Host alias from ~/.ssh/config, or a name / address
+    user, port, identity_file optional: what ssh would otherwise take from your ssh config
+    ssh_config, known_hosts   optional: another ssh_config / known_hosts file
+    strict_host_key_checking  "yes" (default) | "accept-new"
+    python                    the board's Python 3.8+ (default "python3"; a venv's python for runtimes)
+    workdir                   where files go on the board (default "~/.cache/edgebench")
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import ConfigError, JobError
+from harness.plan import Artifact, Job
+from harness.protocol import ProtocolSettings
+from harness.tomlconf import Table
+from targets.agent_client import AgentProcess
+from targets.base import Measurement, ProgressCallback, Session, Target
+from targets.bundle import build_bundle, bundle_name
+from targets.cpu import HELLO_TIMEOUT_S, drive_job, job_request, measurement_from_result
+from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager
+
+MIN_PYTHON = (3, 8)
+CLOCK_PINGS = 16
+
+
+def ssh_settings(table: Table) -> SshSettings:
+    return SshSettings(
+        host=table.take("host"),
+        user=table.take("user", str, None),
+        port=table.take("port", int, None, minimum=1, maximum=65535),
+        identity_file=table.take("identity_file", str, None),
+        ssh_config=table.take("ssh_config", str, None),
+        known_hosts=table.take("known_hosts", str, None),
+        strict_host_key_checking=table.take("strict_host_key_checking", str, "yes", choices=STRICTNESS),
+    )
+
+
+class ClockMap:
+    """board_ns - offset_ns = host_ns, from the ping with the shortest round trip (NTP's rule: its
+    midpoint is the best estimate, half its round trip the bound on the error)."""
+
+    def __init__(self, offset_ns: int, uncertainty_ns: int):
+        self.offset_ns, self.uncertainty_ns = offset_ns, uncertainty_ns
+
+    @classmethod
+    def measure(cls, client, pings: int = CLOCK_PINGS) -> ClockMap:
+        best = None
+        for _ in range(pings):
+            sent = time.monotonic_ns()
+            client.send({"type": "clock"})
+            reply = next(client.messages(HELLO_TIMEOUT_S))
+            received = time.monotonic_ns()
+            if reply.get("type") != "clock":
+                raise JobError(f"agent answered a clock ping with {reply.get('type')!r}")
+            rtt = received - sent
+            if best is None or rtt < best[0]:
+                best = (rtt, reply["t_ns"] - (sent + received) // 2)
+        return cls(offset_ns=best[1], uncertainty_ns=best[0] // 2)
+
+
+class BoardSession(Session):
+    board_kind = "generic"
+
+    def __init__(self, spec):
+        self.spec = spec
+        table = Table(dict(spec.settings), spec.file, "target")
+        self.link = SshLink(ssh_settings(table), str(spec.file))
+        self.python = table.take("python", str, "python3")
+        self.stager = Stager(self.link, self.python, table.take("workdir", str, "~/.cache/edgebench"))
+        self.configure(table)
+        table.finish()
+        self._agent_path: str | None = None
+        self._facts: dict | None = None
+
+    def configure(self, table: Table) -> None:
+        """Adapter-specific [target] keys."""
+
+    def agent_prefix(self, job: Job | None) -> list[str]:
+        """Words before the agent's command on the board (e.g. taskset)."""
+        return []
+
+    def _ship_agent(self) -> str:
+        if self._agent_path is None:
+            data = build_bundle()
+            local = Path(tempfile.gettempdir()) / bundle_name(data)
+            if not local.exists():
+                local.write_bytes(data)
+            facts = self.stager.probe([])
+            if tuple(facts["python"][:2]) < MIN_PYTHON:
+                raise ConfigError(f"{self.spec.file}: python on {self.link.settings.host} is "
+                                  f"{'.'.join(map(str, facts['python']))}; the agent needs "
+                                  f"{'.'.join(map(str, MIN_PYTHON))}+: set python to a newer interpreter")
+            self._agent_path = self.stager.ensure([local])[local]
+        return self._agent_path
+
+    def _agent(self, job: Job | None = None) -> AgentProcess:
+        argv = [*self.agent_prefix(job)]
+        if job is not None and job.threads:
+            argv += ["env", f"OMP_NUM_THREADS={job.threads}"]
+        argv += [self.python, self._ship_agent(), "--board", self.board_kind]
+        stderr = tempfile.TemporaryFile()
+        return AgentProcess(self.link.popen(argv, stderr), stderr)
+
+    def info(self) -> dict:
+        if self._facts is None:
+            with self._agent() as agent:
+                self._facts = agent.client.hello(HELLO_TIMEOUT_S)
+            self._facts["transport"] = {"kind": "ssh", "host": self.link.settings.host,
+                                        "agent": Path(self._agent_path).name}
+        return self._facts
+
+    def _staged_artifact(self, artifact: Artifact) -> dict:
+        """The artifact as the board sees it: every file path replaced by its staged copy."""
+        local = [Path(p) for p in artifact.files.values()] + [Path(artifact.eval_data)]
+        local += [Path(s["onnx"]) for s in artifact.stages]
+        remote = self.stager.ensure(local)
+        staged = artifact.to_dict()
+        staged["files"] = {k: remote[Path(v)] for k, v in artifact.files.items()}
+        staged["eval_data"] = remote[Path(artifact.eval_data)]
+        staged["stages"] = [dict(s, onnx=remote[Path(s["onnx"])]) for s in artifact.stages]
+        return staged
+
+    def run(self, job: Job, artifact: Artifact, protocol: ProtocolSettings, backend_options: dict,
+            on_progress: ProgressCallback) -> Measurement:
+        request = job_request(job, artifact, protocol, backend_options, latency_out=None)
+        request["artifact"] = self._staged_artifact(artifact)
+        with self._agent(job) as agent:
+            agent.client.hello(HELLO_TIMEOUT_S)
+            clock = ClockMap.measure(agent.client)
+            result = drive_job(agent.client, request, self.spec.job_timeout_s, on_progress)
+        latency = np.frombuffer(base64.b64decode(result["latency_ns_b64"]), dtype="<i8").astype(np.int64)
+        measurement = measurement_from_result(result, latency)
+        measurement.clock_offset_ns, measurement.clock_uncertainty_ns = clock.offset_ns, clock.uncertainty_ns
+        return measurement
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class BoardTarget(Target):
+    session_class = BoardSession
+
+    def open(self) -> Session:
+        return self.session_class(self.spec)
+
+

@@ -1,0 +1,173 @@
+"""Board targets through a real sshd on 127.0.0.1: the agent shipped as a zipapp, artifacts staged by
+sha256, jobs run over SSH, and each SSH failure named with what to do."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_workload_toml, write
+from harness.cli import main
+from harness.errors import ConfigError
+from sshd import SSHD, start_board
+
+pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="OpenSSH server not installed "
+                                "(apt-get install openssh-server; .ci/run does)")
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    board = start_board(tmp_path_factory.mktemp("board"))
+    yield board
+    board.stop()
+
+
+def bench(target: Path, suite: Path, runs: Path, *extra: str) -> tuple[int, Path | None]:
+    code = main(["bench", "--target", str(target), "--suite", str(suite), "--runs-dir", str(runs),
+                 "--quiet", *extra])
+    dirs = [p for p in runs.iterdir() if p.is_dir() and not p.is_symlink()] if runs.exists() else []
+    return code, (dirs[0] if dirs else None)
+
+
+def rows_of(run_dir: Path) -> dict:
+    with open(run_dir / "results.csv", newline="") as fh:
+        return {(r["variant"], r["backend"]): r for r in csv.DictReader(fh)}
+
+
+def executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_rpi_bench_over_ssh_ships_the_agent_and_fills_the_cpu_targets_columns(board, tiny_files, tmp_path):
+    target = write(tmp_path / "rpi.toml", board.target_toml("rpi", ["onnxruntime", "torch"], 'pin_cpus = "0"'))
+    code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs", "--power", "emulated-ina219")
+    assert code == 0
+    row = rows_of(run_dir)[("fp32", "onnxruntime")]
+    assert row["status"] == "ok" and float(row["accuracy"]) > 0.8
+    assert float(row["energy_per_inference_mj"]) > 0 and row["energy_source"].startswith("emulated")
+    # same machine, same monotonic clock: the measured offset is within its own uncertainty
+    assert abs(float(row["clock_offset_us"])) <= float(row["clock_uncertainty_us"]) + 50
+    workdir = board.root / "board-workdir"
+    agents = list(workdir.glob("*-edgebench-agent-*.pyz"))
+    assert len(agents) == 1
+    facts = json.loads((run_dir / "run.json").read_text())["device"]
+    assert facts["agent"].startswith(str(agents[0])) and facts["board"]["kind"] == "rpi"
+    assert facts["transport"]["kind"] == "ssh"
+
+    cpu_code, cpu_dir = bench(Path("targets/cpu.toml"), tiny_files["suite"], tmp_path / "cpu-runs",
+                              "--power", "emulated-ina219")
+    with open(cpu_dir / "results.csv") as a, open(run_dir / "results.csv") as b:
+        assert next(csv.reader(a)) == next(csv.reader(b))  # the same columns as the cpu target
+
+    staged = sorted(p.name for p in workdir.iterdir())
+    code, _ = bench(target, tiny_files["suite"], tmp_path / "runs-again")
+    assert code == 0 and sorted(p.name for p in workdir.iterdir()) == staged  # nothing sent twice
+
+
+def test_jetson_clocks_are_stored_locked_and_restored(board, tiny_files, tmp_path):
+    log = tmp_path / "jetson_clocks.log"
+    tool = executable(tmp_path / "jetson_clocks", f'#!/bin/sh\necho "$*" >> {log}\n')
+    target = write(tmp_path / "jetson.toml", board.target_toml(
+        "jetson", ["onnxruntime", "torch"], f'lock_clocks = true\nsudo = false\njetson_clocks = "{tool}"'))
+    code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs")
+    assert code == 0
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith("--store ") and calls[1] == "" and calls[2].startswith("--restore ")
+    assert calls[0].split()[1] == calls[2].split()[1] and len(calls) == 3
+
+
+def test_pynq_runs_the_functional_reference_and_skips_finn_without_pynq(board, tiny_files, tmp_path):
+    workload = write(tmp_path / "w.toml", tiny_workload_toml(name="tiny-fpga") + """
+    [[variants]]
+    name = "w4a4"
+    family = "qat"
+    weight_bits = 4
+    activation_bits = 4
+    epochs = 1
+    """)
+    suite = tiny_files["suite"]
+    suite.write_text(suite.read_text().replace(str(tiny_files["workload"]), str(workload))
+                     .replace('["onnxruntime", "torch"]', '["finn", "qonnx-reference"]'))
+    target = write(tmp_path / "pynq.toml", board.target_toml("pynq", ["finn", "qonnx-reference"]))
+    code, run_dir = bench(target, suite, tmp_path / "runs")
+    assert code == 0
+    rows = rows_of(run_dir)
+    reference = rows[("w4a4", "qonnx-reference")]
+    assert reference["status"] == "ok" and "functional reference" in reference["warnings"]
+    assert rows[("w4a4", "finn")]["status"] == "skipped"
+    assert "pynq is not installed" in rows[("w4a4", "finn")]["reason"]
+
+
+@pytest.mark.parametrize("case, advice", [
+    ("unknown-host-key", "host key is unknown"),
+    ("changed-host-key", "host key CHANGED"),
+    ("refused-auth", "refused the login"),
+    ("nothing-listening", "nothing listens for SSH"),
+    ("no-python", "did not run on the board"),
+    ("old-python", "the agent needs 3.8+"),
+    ("disk-full", "no space left on the board"),
+])
+def test_ssh_and_board_faults_name_the_target_file_and_what_to_do(board, tiny_files, tmp_path, case, advice):
+    from sshd import free_port, keygen
+
+    config = board.ssh_config.read_text()
+    python = board.python
+    if case == "unknown-host-key":
+        config = config.replace(str(board.known_hosts), str(write(tmp_path / "empty_known_hosts", "")))
+    elif case == "changed-host-key":
+        keygen(tmp_path / "other")
+        other = (tmp_path / "other.pub").read_text().split()
+        known = write(tmp_path / "known", f"[127.0.0.1]:{board.port} {other[0]} {other[1]}\n")
+        config = config.replace(str(board.known_hosts), str(known))
+    elif case == "refused-auth":
+        keygen(tmp_path / "stranger")
+        config = config.replace(str(board.user_key), str(tmp_path / "stranger"))
+    elif case == "nothing-listening":
+        config = config.replace(f"Port {board.port}", f"Port {free_port()}")
+    elif case == "no-python":
+        python = "/nonexistent/python3"
+    elif case == "old-python":
+        python = str(executable(tmp_path / "python36", '#!/bin/sh\necho \'{"python": [3, 6, 9], '
+                                '"workdir": "/tmp", "free_bytes": 1000000000, "present": []}\'\n'))
+    elif case == "disk-full":
+        python = str(executable(tmp_path / "python-full", '#!/bin/sh\necho \'{"python": [3, 11, 0], '
+                                '"workdir": "/tmp", "free_bytes": 10, "present": []}\'\n'))
+    ssh_config = write(tmp_path / "ssh_config", config)
+    text = board.target_toml("rpi", ["onnxruntime", "torch"]).replace(str(board.ssh_config), str(ssh_config))
+    target = write(tmp_path / "rpi.toml", text.replace(f'python = "{board.python}"', f'python = "{python}"'))
+    with pytest.raises(ConfigError) as error:
+        main(["bench", "--target", str(target), "--suite", str(tiny_files["suite"]),
+              "--runs-dir", str(tmp_path / "runs"), "--quiet"])
+    assert str(target) in str(error.value) and advice in str(error.value)
+
+
+def test_a_killed_agent_fails_its_job_keeps_the_others_and_resumes(board, tiny_files, tmp_path):
+    marker = tmp_path / "kill-agents"
+    marker.touch()
+    # The board's python: probes and transfers run as usual; while the marker exists, every agent is
+    # killed 2 s in, mid-job (each job's windows take over 3 s).
+    wrapper = executable(tmp_path / "python", f"""#!/bin/sh
+case "$1" in
+  *.pyz) if [ -e {marker} ]; then exec timeout -s KILL 2 {board.python} "$@"; fi ;;
+esac
+exec {board.python} "$@"
+""")
+    suite = tiny_files["suite"]
+    suite.write_text(suite.read_text().replace("n_windows = 2", "n_windows = 3")
+                     .replace("window_min_s = 0.05", "window_min_s = 1.0"))
+    target = write(tmp_path / "rpi.toml", board.target_toml("rpi", ["onnxruntime", "torch"]).replace(
+        f'python = "{board.python}"', f'python = "{wrapper}"'))
+    code, run_dir = bench(target, suite, tmp_path / "runs")
+    rows = rows_of(run_dir)
+    failed = rows[("fp32", "onnxruntime")]
+    assert failed["status"] == "failed" and "agent exited mid-job" in failed["reason"]
+    marker.unlink()
+    assert main(["bench", "--resume", str(run_dir), "--quiet"]) == 0
+    assert rows_of(run_dir)[("fp32", "onnxruntime")]["status"] == "ok"
