@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from workloads.variants import baseline, distill, early_exit, prune, qat, quantize, tflite
+from workloads.variants import baseline, distill, early_exit, fpga, prune, qat, quantize, tflite
 
 
 def single(name: str, params: dict) -> list[tuple[str, dict]]:
@@ -26,5 +26,5 @@ class Family(NamedTuple):
 FAMILIES: dict[str, Family] = {
     module.__name__.rsplit(".", 1)[1]: Family(module.parse, module.precision, module.build,
                                               getattr(module, "expand", single))
-    for module in (baseline, quantize, tflite, qat, prune, distill, early_exit)
+    for module in (baseline, quantize, tflite, qat, fpga, prune, distill, early_exit)
 }
