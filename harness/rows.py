@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict
 
@@ -60,16 +61,23 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
 
 
 def add_energy(row: dict, monitor, job: Job, m: Measurement, store: RunStore) -> None:
-    """Energy columns from the power trace of the job's windows; a broken power rule invalidates the row."""
+    """Energy columns from the power trace of the job's windows; a broken power rule invalidates the row.
+    A source on the device computed them there (same clock as the windows); a host-side meter's trace
+    is on the host's clock, so the device's windows are mapped onto it."""
     relative = f"raw/{job.job_id}.power.npz"
-    # a host-side meter's trace is on the host's clock; the windows were timed on the device's
-    on_host = [Window(w.start_ns - m.clock_offset_ns, w.end_ns - m.clock_offset_ns, w.n_iterations)
-               for w in m.windows]
-    columns, reasons, warnings = monitor.job_columns(on_host, job.batch_size, store.dir / relative)
-    shortest_ns = min(w.end_ns - w.start_ns for w in m.windows)
-    if m.clock_uncertainty_ns > CLOCK_UNCERTAINTY_SHARE * shortest_ns:
-        warnings.append(f"clock mapping uncertain by {m.clock_uncertainty_ns / 1e6:.2f} ms, over "
-                        f"{CLOCK_UNCERTAINTY_SHARE:.0%} of the shortest window")
+    if "power" in m.extra:
+        device = m.extra["power"]
+        (store.dir / relative).write_bytes(base64.b64decode(device["trace_npz_b64"]))
+        columns, reasons, warnings = dict(device["columns"]), device["reasons"], device["warnings"]
+        columns["energy_source"] = f"{columns['energy_source']} (on the device)"
+    else:
+        on_host = [Window(w.start_ns - m.clock_offset_ns, w.end_ns - m.clock_offset_ns, w.n_iterations)
+                   for w in m.windows]
+        columns, reasons, warnings = monitor.job_columns(on_host, job.batch_size, store.dir / relative)
+        shortest_ns = min(w.end_ns - w.start_ns for w in m.windows)
+        if m.clock_uncertainty_ns > CLOCK_UNCERTAINTY_SHARE * shortest_ns:
+            warnings.append(f"clock mapping uncertain by {m.clock_uncertainty_ns / 1e6:.2f} ms, over "
+                            f"{CLOCK_UNCERTAINTY_SHARE:.0%} of the shortest window")
     row.update(columns, power_trace_file=relative)
     if reasons:
         row["valid"] = False

@@ -15,7 +15,7 @@ from harness.progress import QuietReporter
 from harness.results import RunStore
 from harness.stats import ValidityRules
 from harness.suite import SuiteSpec, find_suite
-from power.monitor import PowerMonitor
+from power.monitor import PowerMonitor, lengthen
 from power.registry import PowerSpec
 from power.registry import parse_cli as parse_power_cli
 from targets.base import Session
@@ -144,11 +144,14 @@ class Bench:
         return self._run(run, store, run_dir.parent)
 
     def _run(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:
-        power = PowerMonitor(run.power) if run.power.source != "none" else None
-        if power is not None:
-            power.check()  # a wrong port fails here, before anything is built or measured
         session = load_adapter(run.target.adapter, str(run.target.file))(run.target).open()
+        power = None
         try:
+            # board-side sources (tegrastats, INA3221, ...) run in the agent; the rest here, on the host
+            on_device = run.power.source != "none" and session.record_power_on_device(run.power)
+            if run.power.source != "none" and not on_device:
+                power = PowerMonitor(run.power)
+                power.check()  # a wrong port fails here, before anything is built or measured
             facts = session.info()
             jobs = plan_jobs(run, facts)
             finished = store.finished_job_ids() if store else set()
@@ -209,7 +212,7 @@ class Bench:
     def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
                  artifacts: dict, power: PowerMonitor | None) -> None:
         run_id = store.dir.name
-        protocol = power.lengthen(run.suite.protocol) if power else run.suite.protocol
+        protocol = run.suite.protocol if run.power.source == "none" else lengthen(run.suite.protocol, run.power)
         self.reporter.run_started(len(pending))
         for job in pending:
             artifact = artifacts[(job.workload, job.variant)]
@@ -220,7 +223,7 @@ class Bench:
                 m = session.run(job, artifact, protocol,
                                 run.target.backend_options.get(job.backend, {}), self.reporter.job_progress)
                 row = measured_row(row, job, m, store, artifact)
-                if power is not None:
+                if power is not None or "power" in m.extra:
                     add_energy(row, power, job, m, store)
             except SkipJob as exc:
                 row.update(status="skipped", reason=str(exc))
@@ -228,7 +231,7 @@ class Bench:
                 row.update(status="failed", reason=str(exc))
             store.append(row)
             self.reporter.job_finished(job, row)
-            if power is not None and power.spec.strict and "power:" in str(row.get("invalid_reasons")):
+            if run.power.strict and "power:" in str(row.get("invalid_reasons")):
                 raise PowerFault(f"power source failed during {job.job_id} (strict mode): "
                                  f"{row['invalid_reasons']}; finished rows are in {store.results_csv}; "
                                  f"fix the meter and resume with: edgebench bench --resume {store.dir}")

@@ -16,6 +16,12 @@ from power.source import clock_ns
 FIRST_SAMPLE_TIMEOUT_S = 10.0
 
 
+def lengthen(protocol: ProtocolSettings, spec: PowerSpec) -> ProtocolSettings:
+    """Windows long enough for `min_samples` at the source's rate."""
+    needed = min_window_s(spec.options["rate_hz"], spec.min_samples)
+    return replace(protocol, window_min_s=max(protocol.window_min_s, needed))
+
+
 class PowerMonitor:
     def __init__(self, spec: PowerSpec):
         self.spec = spec
@@ -55,11 +61,6 @@ class PowerMonitor:
                 raise ConfigError(f"power: {self.label} stopped sending during the idle baseline "
                                   f"({faults}); no job was run") from None
         self._dropped_seen = self.source.dropped_frames
-
-    def lengthen(self, protocol: ProtocolSettings) -> ProtocolSettings:
-        """Windows long enough for `min_samples` at this source's rate."""
-        needed = min_window_s(self.source.rate_hz, self.spec.min_samples)
-        return replace(protocol, window_min_s=max(protocol.window_min_s, needed))
 
     def wait_for_samples_after(self, t_ns: int) -> None:
         """A meter reports with a delay (buffering, polling): wait until the trace covers t_ns."""

@@ -118,6 +118,43 @@ def load_model(request: dict):
 
 
 def run_job(request: dict) -> dict:
+    monitor = device_power_monitor(request.get("power"))
+    try:
+        return _measure(request, monitor)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+
+
+def device_power_monitor(spec):
+    """A power source on this device (tegrastats, INA3221, PMIC, hwmon, RAPL), started with its idle
+    baseline before the model loads; it shares the windows' clock, so no mapping is needed."""
+    if not spec:
+        return None
+    from power.monitor import PowerMonitor
+    from power.registry import PowerSpec
+
+    monitor = PowerMonitor(PowerSpec(**spec))
+    monitor.check()
+    monitor.start()
+    return monitor
+
+
+def device_energy(monitor, windows, batch_size):
+    """The energy columns computed here, and the job's trace sent back inline."""
+    import base64
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.npz")
+        columns, reasons, warnings = monitor.job_columns(windows, batch_size, path)
+        with open(path, "rb") as fh:
+            trace = base64.b64encode(fh.read()).decode("ascii")
+    return {"columns": columns, "reasons": reasons, "warnings": warnings, "trace_npz_b64": trace,
+            "source": monitor.describe()}
+
+
+def _measure(request, monitor):
     import numpy as np
 
     from harness.protocol import ProtocolSettings, run_protocol
@@ -159,6 +196,8 @@ def run_job(request: dict) -> dict:
     send({"type": "progress", "phase": "warmup", "done": 0, "total": settings.n_windows})
     timed = run_protocol(call, args, settings, on_window=lambda done, total: send(
         {"type": "progress", "phase": "window", "done": done, "total": total}))
+    if monitor is not None:
+        extra["power"] = device_energy(monitor, timed.windows, batch_size)
     latency = np.frombuffer(timed.latency_ns, dtype=np.int64)
     samples = {"latency_out": request["latency_out"]}
     if request["latency_out"]:

@@ -52,6 +52,11 @@ class Session(ABC):
         """Accuracy pass over the whole evaluation set, then the timed windows. Raises JobError
         (or SkipJob for a job this device cannot run by design)."""
 
+    def record_power_on_device(self, spec) -> bool:
+        """True when this session records `spec`'s power source on the device itself (the agent then
+        returns each job's energy); False leaves it to the host."""
+        return False
+
     def close(self) -> None:
         pass
 

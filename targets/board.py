@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import tempfile
+from dataclasses import asdict
 import time
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from targets.cpu import HELLO_TIMEOUT_S, drive_job, job_request, measurement_fro
 from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager
 
 MIN_PYTHON = (3, 8)
+# Power sources that read the board itself: they run inside the agent, on the board's clock.
+DEVICE_SOURCES = ("tegrastats", "ina3221", "hwmon", "rapl", "rpi-pmic")
 CLOCK_PINGS = 16
 
 
@@ -81,6 +84,13 @@ class BoardSession(Session):
         table.finish()
         self._agent_path: str | None = None
         self._facts: dict | None = None
+        self._power: dict | None = None
+
+    def record_power_on_device(self, spec) -> bool:
+        if spec.source in DEVICE_SOURCES:
+            self._power = asdict(spec)
+            return True
+        return False
 
     def configure(self, table: Table) -> None:
         """Adapter-specific [target] keys."""
@@ -134,6 +144,7 @@ class BoardSession(Session):
             on_progress: ProgressCallback) -> Measurement:
         request = job_request(job, artifact, protocol, backend_options, latency_out=None)
         request["artifact"] = self._staged_artifact(artifact)
+        request["power"] = self._power
         with self._agent(job) as agent:
             agent.client.hello(HELLO_TIMEOUT_S)
             clock = ClockMap.measure(agent.client)

@@ -24,6 +24,7 @@ AGENT_FILES = (
     "workloads/__init__.py", "workloads/models.py",   # the torch backend rebuilds reference models
     "power/__init__.py", "power/rails.py", "power/tegrastats.py", "power/ina3221.py", "power/rpi_pmic.py",
     "power/polling.py", "power/hwmon.py", "power/rapl.py", "power/source.py", "power/trace.py",
+    "power/monitor.py", "power/registry.py", "power/energy.py",   # board-side sources run in the agent
 )
 MAIN = "import sys\nfrom targets.agent import main\nsys.exit(main())\n"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)

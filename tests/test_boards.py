@@ -185,3 +185,22 @@ exec {board.python} "$@"
     marker.unlink()
     assert main(["bench", "--resume", str(run_dir), "--quiet"]) == 0
     assert rows_of(run_dir)[("fp32", "onnxruntime")]["status"] == "ok"
+
+
+def test_board_side_power_is_read_by_the_agent_on_the_boards_clock(board, tiny_files, tmp_path):
+    hwmon = tmp_path / "sys/class/hwmon/hwmon1"  # an INA226 on the board's hwmon, at a steady 2 W
+    hwmon.mkdir(parents=True)
+    for name, value in {"name": "ina226", "in1_input": 5000, "curr1_input": 400, "power1_input": 2000000}.items():
+        (hwmon / name).write_text(f"{value}\n")
+    text = board.target_toml("jetson", ["onnxruntime", "torch"]).replace(
+        'source = "none"', f'source = "hwmon"\nroot = "{tmp_path}"\nidle_s = 0.2')
+    target = write(tmp_path / "jetson.toml", text)
+    code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs")
+    assert code == 0
+    row = rows_of(run_dir)[("fp32", "onnxruntime")]
+    assert row["energy_source"].endswith("(on the device)")
+    assert float(row["avg_power_w"]) == pytest.approx(2.0, rel=1e-6)
+    # 2 W over the windows, shared by the inferences they held
+    assert float(row["energy_per_inference_mj"]) == pytest.approx(2000.0 / float(row["throughput_ips"]),
+                                                                   rel=0.02)
+    assert (run_dir / row["power_trace_file"]).stat().st_size > 0
