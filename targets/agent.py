@@ -229,12 +229,16 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="edgebench-agent")
     parser.add_argument("--board", default=None, help="rpi | jetson | pynq: add that board's facts")
+    parser.add_argument("--smoke", default="", help="comma-separated runtimes to smoke-test in hello")
     args = parser.parse_args(argv)
     facts = device_facts()
     facts["agent"] = os.path.abspath(__file__)  # inside the shipped .pyz on a board
     if args.board:
         from targets.board_facts import board_facts
         facts["board"] = dict(board_facts(args.board), kind=args.board)
+    if args.smoke:
+        from targets.smoke import smoke_tests
+        facts["smoke"] = smoke_tests(args.smoke.split(","))
     send({"type": "hello", "protocol": PROTOCOL_VERSION, "facts": facts})
     for line in sys.stdin:
         if not line.strip():

@@ -27,6 +27,7 @@ from harness.tomlconf import Table
 from targets.agent_client import AgentProcess
 from targets.base import Measurement, ProgressCallback, Session, Target
 from targets.bundle import build_bundle, bundle_name
+from targets.smoke import CHECKS as SMOKE_CHECKS
 from targets.cpu import HELLO_TIMEOUT_S, drive_job, job_request, measurement_from_result
 from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager
 
@@ -118,6 +119,9 @@ class BoardSession(Session):
         if job is not None and job.threads:
             argv += ["env", f"OMP_NUM_THREADS={job.threads}"]
         argv += [self.python, self._ship_agent(), "--board", self.board_kind]
+        checked = [b for b in self.spec.backends if b in SMOKE_CHECKS]
+        if job is None and checked:  # the session's first agent says which runtimes really work there
+            argv += ["--smoke", ",".join(checked)]
         stderr = tempfile.TemporaryFile()
         return AgentProcess(self.link.popen(argv, stderr), stderr)
 

@@ -4,6 +4,8 @@ and the tools' output formats, the agent bundle, and remote quoting."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import zipfile
 
 import numpy as np
@@ -179,10 +181,18 @@ def test_agent_bundle_is_deterministic_and_self_contained(tmp_path):
     path.write_bytes(first)
     assert "targets/agent.py" in zipfile.ZipFile(path).namelist()
     # run from an empty directory with no PYTHONPATH: everything the agent imports is inside
-    done = subprocess.run([sys.executable, "-I", str(path), "--board", "rpi"], input=b"", cwd=tmp_path,
-                          capture_output=True, timeout=60)
+    done = subprocess.run([sys.executable, "-I", str(path), "--board", "rpi", "--smoke",
+                           "onnxruntime,litert,tflite-runtime,tensorrt"], input=b"", cwd=tmp_path,
+                          capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
-    assert b'"type": "hello"' in done.stdout and str(path).encode() in done.stdout
+    hello = json.loads(done.stdout.splitlines()[0])
+    assert hello["type"] == "hello" and hello["facts"]["agent"].startswith(str(path))
+    smoke = hello["facts"]["smoke"]  # one real inference per runtime, from the models inside the bundle
+    assert smoke["onnxruntime"]["ok"] and "CPUExecutionProvider" in smoke["onnxruntime"]["providers"]
+    assert smoke["litert"]["ok"]
+    assert not smoke["tensorrt"]["ok"] and "not installed" in smoke["tensorrt"]["reason"]
+    if importlib.util.find_spec("tflite_runtime") is None:
+        assert not smoke["tflite-runtime"]["ok"]
 
 
 def test_remote_arguments_are_quoted_for_the_remote_shell():

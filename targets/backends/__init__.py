@@ -10,6 +10,7 @@ BACKENDS = {
     "torch": "targets.backends.torch_backend:TorchBackend",
     "litert": "targets.backends.litert_backend:LiteRtBackend",
     "tflite-runtime": "targets.backends.litert_backend:TfliteRuntimeBackend",
+    "tensorrt": "targets.backends.tensorrt_backend:TensorRtBackend",
     "finn": "targets.backends.finn_backend:FinnBackend",
     "qonnx-reference": "targets.backends.qonnx_backend:QonnxReferenceBackend",
 }

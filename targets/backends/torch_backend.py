@@ -8,12 +8,24 @@ from targets.backends.base import Backend, Unsupported
 
 
 class TorchBackend(Backend):
+    """Options: device = "cpu" | "cuda" (a Jetson's or any NVIDIA GPU). On CUDA the timed call is the
+    forward pass on an input already on the GPU, synchronised; the host-to-device and device-to-host
+    copies of one batch are timed apart and reported in backend_info (h2d_ms, d2h_ms: medians)."""
+
     name = "torch"
+    COPY_REPEATS = 50
 
     def load(self, artifact: dict) -> None:
         import torch
 
-        self.check_options(())
+        self.check_options(("device",))
+        self.device = self.options.get("device", "cpu")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError("device = {!r}; accepted: cpu, cuda".format(self.device))
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise Unsupported("device = \"cuda\" but torch sees no CUDA GPU on this device "
+                              "(torch {}, built for CUDA {})".format(torch.__version__, torch.version.cuda))
+        self.copy_times = {}
         spec = artifact.get("torch_model")
         state = artifact["files"].get("torch_state")
         if spec is None or state is None:
@@ -25,15 +37,46 @@ class TorchBackend(Backend):
         torch.set_grad_enabled(False)  # this process only runs inference
         model = build_model(spec["arch"], spec["in_channels"], spec["n_classes"], spec["params"])
         model.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
-        self.model = model.eval()
+        self.model = model.eval().to(self.device)
         self._torch = torch
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.model(self._torch.from_numpy(x)).numpy()
+        return self.model(self._torch.from_numpy(x).to(self.device)).cpu().numpy()
 
     def runner(self, x: np.ndarray):
-        return self.model, (self._torch.from_numpy(x),)
+        tensor = self._torch.from_numpy(x)
+        if self.device == "cpu":
+            return self.model, (tensor,)
+        self._time_copies(tensor)
+        on_gpu, synchronize = tensor.to(self.device), self._torch.cuda.synchronize
+
+        def forward(batch):
+            out = self.model(batch)
+            synchronize()
+            return out
+        return forward, (on_gpu,)
+
+    def _time_copies(self, tensor) -> None:
+        import time
+
+        torch = self._torch
+        out = self.model(tensor.to(self.device))
+        h2d, d2h = [], []
+        for _ in range(self.COPY_REPEATS):
+            torch.cuda.synchronize()
+            start = time.perf_counter_ns()
+            tensor.to(self.device)
+            torch.cuda.synchronize()
+            middle = time.perf_counter_ns()
+            out.cpu()
+            end = time.perf_counter_ns()
+            h2d.append(middle - start)
+            d2h.append(end - middle)
+        self.copy_times = {"h2d_ms": float(np.median(h2d)) / 1e6, "d2h_ms": float(np.median(d2h)) / 1e6}
 
     def info(self) -> dict:
-        return {"runtime": "torch", "version": self._torch.__version__,
-                "threads": self._torch.get_num_threads()}
+        facts = {"runtime": "torch", "version": self._torch.__version__, "device": self.device,
+                 "threads": self._torch.get_num_threads(), **self.copy_times}
+        if self.device == "cuda":
+            facts["gpu"] = self._torch.cuda.get_device_name(0)
+        return facts
