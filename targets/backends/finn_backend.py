@@ -11,6 +11,8 @@ and input IODMAs, wait for the output one): packing stays outside, like the runt
 PYNQ is reached through one seam: `overlay_factory(bitfile)` and `allocate(shape, dtype)`; tests pass fakes.
 """
 
+import time
+
 import numpy as np
 
 from targets.backends.base import Backend, Unsupported, require_runtime
@@ -42,6 +44,7 @@ class FinnBackend(Backend):
         self.params = params
         self.idt, self.odt = parse_datatype(params["idt"]), parse_datatype(params["odt"])
         self.overlay = self._overlay_factory(bitfile)
+        self.timeout_s = float(self.options.get("timeout_s", 10.0))
         self.idma = getattr(self.overlay, self.options.get("dma_in", "idma0"))
         self.odma = getattr(self.overlay, self.options.get("dma_out", "odma0"))
         self._buffers = {}
@@ -80,8 +83,11 @@ class FinnBackend(Backend):
             dma.write(0x14, (buf.device_address >> 32) & 0xFFFFFFFF)
             dma.write(0x1C, batch)
             dma.write(0x00, 1)
+        deadline = time.monotonic() + self.timeout_s
         while self.odma.read(0x00) & 0x2 == 0:
-            pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the accelerator did not finish within {} s (timeout_s): is the bitfile "
+                                   "the one these driver settings describe?".format(self.timeout_s))
 
     def _prepared(self, x):
         packed = self.pack_input(x)
