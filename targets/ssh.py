@@ -7,7 +7,6 @@ into one command line). One master connection per target is shared by every comm
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ConfigError, JobError
+from workloads.cache import file_sha256
 
 CONNECT_TIMEOUT_S = 10
 STRICTNESS = ("yes", "accept-new")
@@ -127,14 +127,6 @@ class SshLink:
         os.rmdir(self._control_dir)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # Run by the board's Python (stdlib, 3.8 syntax). argv: workdir, JSON list of names wanted.
 # Prints JSON: python version, free bytes in workdir, names already there.
 PROBE = r"""
@@ -197,7 +189,7 @@ class Stager:
     def remote_name(self, path: Path) -> str:
         key = str(path)
         if key not in self._hashes:
-            self._hashes[key] = sha256_file(path)
+            self._hashes[key] = file_sha256(path)
         return f"{self._hashes[key][:16]}-{path.name}"
 
     def remote_path(self, name: str) -> str:

@@ -52,6 +52,14 @@ class Backend:
     def info(self) -> dict:
         return {}
 
+    def artifact_file(self, artifact: dict, fmt: str, what: str) -> str:
+        """The artifact's file of format `fmt`, or a skip saying what this backend runs instead."""
+        path = artifact["files"].get(fmt)
+        if path is None:
+            raise Unsupported("{} runs {}; this artifact has {}".format(
+                self.name, what, ", ".join(artifact["files"])))
+        return path
+
     def check_options(self, known) -> None:
         unknown = sorted(set(self.options) - set(known))
         if unknown:

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from targets.backends.base import Backend, Unsupported, require_runtime
+from targets.backends.base import Backend, require_runtime
 from targets.fpga.packing import pack_innermost, parse_datatype, unpack_innermost
 
 REQUIRED = ("idt", "odt", "ishape_normal", "ishape_folded", "oshape_normal", "oshape_folded")
@@ -31,9 +31,7 @@ class FinnBackend(Backend):
 
     def load(self, artifact):
         self.check_options(self.OPTIONS)
-        bitfile = artifact["files"].get("bitfile")
-        if bitfile is None:
-            raise Unsupported("finn runs FPGA bitfiles; this artifact has " + ", ".join(artifact["files"]))
+        bitfile = self.artifact_file(artifact, "bitfile", "FPGA bitfiles")
         params = artifact.get("variant_params", {})
         missing = [k for k in REQUIRED if k not in params]
         if missing:

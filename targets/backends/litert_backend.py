@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.backends.base import Backend, Unsupported, require_runtime
+from targets.backends.base import Backend, require_runtime
 
 
 class LiteRtBackend(Backend):
@@ -21,10 +21,7 @@ class LiteRtBackend(Backend):
 
     def load(self, artifact: dict) -> None:
         self.check_options(self.OPTIONS)
-        path = artifact["files"].get("tflite")
-        if path is None:
-            raise Unsupported("{} runs .tflite files; this artifact has {}".format(
-                self.name, ", ".join(artifact["files"])))
+        path = self.artifact_file(artifact, "tflite", ".tflite files")
         module = require_runtime(self.MODULE, self.PACKAGE)
         kwargs = {"model_path": path, "num_threads": self.threads}
         if not self.options.get("use_xnnpack", True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.backends.base import Backend, Unsupported, require_runtime
+from targets.backends.base import Backend, require_runtime
 
 OPT_LEVELS = ("disabled", "basic", "extended", "all")
 
@@ -16,10 +16,7 @@ class OrtBackend(Backend):
     def load(self, artifact: dict) -> None:
         ort = require_runtime("onnxruntime", "onnxruntime")
         self.check_options(self.OPTIONS)
-        path = artifact["files"].get("onnx")
-        if path is None:
-            raise Unsupported("onnxruntime runs ONNX files; this artifact has "
-                              + ", ".join(artifact["files"]))
+        path = self.artifact_file(artifact, "onnx", "ONNX files")
         level = self.options.get("graph_optimization_level", "all")
         if level not in OPT_LEVELS:
             raise ValueError("graph_optimization_level = {!r}; accepted: {}".format(

@@ -4,7 +4,7 @@ that of a Python interpreter of the graph and says nothing about any accelerator
 
 import numpy as np
 
-from targets.backends.base import Backend, Unsupported, require_runtime
+from targets.backends.base import Backend, require_runtime
 
 LABEL = "functional reference (qonnx execute_onnx): latency is not a measurement of any accelerator"
 
@@ -15,10 +15,7 @@ class QonnxReferenceBackend(Backend):
 
     def load(self, artifact):
         self.check_options(())
-        path = artifact["files"].get("qonnx")
-        if path is None:
-            raise Unsupported("qonnx-reference runs QONNX files (a qat or fpga variant); this artifact has "
-                              + ", ".join(artifact["files"]))
+        path = self.artifact_file(artifact, "qonnx", "QONNX files (a qat or fpga variant)")
         core = require_runtime("qonnx.core.onnx_exec", "qonnx")
         wrapper = require_runtime("qonnx.core.modelwrapper", "qonnx")
         cleanup = require_runtime("qonnx.util.cleanup", "qonnx")

@@ -15,9 +15,9 @@ import time
 import numpy as np
 
 from targets.backends.base import Backend, Unsupported, require_runtime
+from targets.backends.torch_backend import time_copies
 
 PRECISIONS = ("fp32", "fp16")
-COPY_REPEATS = 50
 
 
 def engine_key(onnx_bytes, precision, trt_version, gpu_name):
@@ -38,10 +38,7 @@ class TensorRtBackend(Backend):
 
     def load(self, artifact):
         self.check_options(self.OPTIONS)
-        path = artifact["files"].get("onnx")
-        if path is None:
-            raise Unsupported("tensorrt builds engines from ONNX; this artifact has "
-                              + ", ".join(artifact["files"]))
+        path = self.artifact_file(artifact, "onnx", "engines built from ONNX files")
         trt = require_runtime("tensorrt", "tensorrt")
         torch = require_runtime("torch", "torch (JetPack's build, for GPU buffers)")
         if not torch.cuda.is_available():
@@ -124,24 +121,8 @@ class TensorRtBackend(Backend):
 
     def runner(self, x):
         gpu_in, gpu_out = self._bind(x)
-        self._time_copies(x, gpu_out)
+        self.copy_times = time_copies(self.torch, self.torch.from_numpy(np.ascontiguousarray(x)), gpu_out)
         return self._execute, (gpu_in, gpu_out)
-
-    def _time_copies(self, x, gpu_out):
-        torch = self.torch
-        host = torch.from_numpy(np.ascontiguousarray(x))
-        h2d, d2h = [], []
-        for _ in range(COPY_REPEATS):
-            torch.cuda.synchronize()
-            start = time.perf_counter_ns()
-            host.cuda()
-            torch.cuda.synchronize()
-            middle = time.perf_counter_ns()
-            gpu_out.cpu()
-            end = time.perf_counter_ns()
-            h2d.append(middle - start)
-            d2h.append(end - middle)
-        self.copy_times = {"h2d_ms": float(np.median(h2d)) / 1e6, "d2h_ms": float(np.median(d2h)) / 1e6}
 
     def info(self):
         return {"runtime": "tensorrt", "version": self.trt.__version__, "precision": self.precision,

@@ -13,7 +13,6 @@ class TorchBackend(Backend):
     copies of one batch are timed apart and reported in backend_info (h2d_ms, d2h_ms: medians)."""
 
     name = "torch"
-    COPY_REPEATS = 50
 
     def load(self, artifact: dict) -> None:
         import torch
@@ -57,22 +56,7 @@ class TorchBackend(Backend):
         return forward, (on_gpu,)
 
     def _time_copies(self, tensor) -> None:
-        import time
-
-        torch = self._torch
-        out = self.model(tensor.to(self.device))
-        h2d, d2h = [], []
-        for _ in range(self.COPY_REPEATS):
-            torch.cuda.synchronize()
-            start = time.perf_counter_ns()
-            tensor.to(self.device)
-            torch.cuda.synchronize()
-            middle = time.perf_counter_ns()
-            out.cpu()
-            end = time.perf_counter_ns()
-            h2d.append(middle - start)
-            d2h.append(end - middle)
-        self.copy_times = {"h2d_ms": float(np.median(h2d)) / 1e6, "d2h_ms": float(np.median(d2h)) / 1e6}
+        self.copy_times = time_copies(self._torch, tensor, self.model(tensor.to(self.device)))
 
     def info(self) -> dict:
         facts = {"runtime": "torch", "version": self._torch.__version__, "device": self.device,
@@ -80,3 +64,21 @@ class TorchBackend(Backend):
         if self.device == "cuda":
             facts["gpu"] = self._torch.cuda.get_device_name(0)
         return facts
+
+
+def time_copies(torch, host_tensor, device_tensor, repeats: int = 50) -> dict:
+    """Medians of one batch's host-to-device and device-to-host copies (ms), each synchronised."""
+    import time
+
+    h2d, d2h = [], []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter_ns()
+        host_tensor.cuda()
+        torch.cuda.synchronize()
+        middle = time.perf_counter_ns()
+        device_tensor.cpu()
+        end = time.perf_counter_ns()
+        h2d.append(middle - start)
+        d2h.append(end - middle)
+    return {"h2d_ms": float(np.median(h2d)) / 1e6, "d2h_ms": float(np.median(d2h)) / 1e6}
