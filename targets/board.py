@@ -147,7 +147,12 @@ class BoardSession(Session):
     def run(self, job: Job, artifact: Artifact, protocol: ProtocolSettings, backend_options: dict,
             on_progress: ProgressCallback) -> Measurement:
         request = job_request(job, artifact, protocol, backend_options, latency_out=None)
-        request["artifact"] = self._staged_artifact(artifact)
+        try:
+            request["artifact"] = self._staged_artifact(artifact)
+        except ConfigError as exc:
+            # the board was reachable when the run started: a rebooting board or a dropped link fails
+            # this job only; the next one reconnects
+            raise JobError(f"lost the board: {exc}") from None
         request["power"] = self._power
         with self._agent(job) as agent:
             agent.client.hello(HELLO_TIMEOUT_S)

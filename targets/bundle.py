@@ -20,7 +20,7 @@ AGENT_FILES = (
     "targets/backends/__init__.py", "targets/backends/base.py", "targets/backends/ort_backend.py",
     "targets/backends/litert_backend.py", "targets/backends/torch_backend.py",
     "targets/backends/finn_backend.py", "targets/backends/qonnx_backend.py",
-    "targets/backends/tensorrt_backend.py",
+    "targets/backends/tensorrt_backend.py", "targets/backends/dpu_backend.py",
     "targets/fpga/__init__.py", "targets/fpga/packing.py",
     "targets/smoke/__init__.py", "targets/smoke/add.onnx", "targets/smoke/add.tflite",
     "workloads/__init__.py", "workloads/models.py",   # the torch backend rebuilds reference models

@@ -202,3 +202,61 @@ def test_remote_arguments_are_quoted_for_the_remote_shell():
     command = link.command(["python3", "-c", "print(1); import os", "a b; rm -rf /", "~/venv/bin/python"])
     assert command[-1] == "python3 -c 'print(1); import os' 'a b; rm -rf /' ~/venv/bin/python"
     assert "StrictHostKeyChecking=yes" in command and "BatchMode=yes" in command
+
+
+class FakeTensor:
+    def __init__(self, dims, fix_point):
+        self.dims, self.fix_point = dims, fix_point
+
+    def get_attr(self, name):
+        assert name == "fix_point"
+        return self.fix_point
+
+
+class FakeDpuRunner:
+    """A DPU 'model' that outputs the sum of each input row at fix point 2."""
+
+    def __init__(self):
+        self.jobs = []
+
+    def get_input_tensors(self):
+        return [FakeTensor((1, 8, 8, 1), 6)]
+
+    def get_output_tensors(self):
+        return [FakeTensor((1, 8), 2)]
+
+    def execute_async(self, inputs, outputs):
+        assert inputs[0].dtype == np.int8 and inputs[0].shape == (1, 8, 8, 1)
+        outputs[0][...] = np.clip(inputs[0].astype(np.int32).sum(axis=(2, 3)) // 16, -128, 127)
+        self.jobs.append(len(self.jobs))
+        return self.jobs[-1]
+
+    def wait(self, job):
+        assert job == self.jobs[-1]
+
+
+def test_dpu_backend_quantizes_at_the_fix_point_and_runs_the_vart_runner():
+    from targets.backends.dpu_backend import DpuBackend
+
+    loaded = []
+
+    class Overlay:
+        runner = FakeDpuRunner()
+
+        def __init__(self, bitfile):
+            loaded.append(bitfile)
+
+        def load_model(self, xmodel):
+            loaded.append(xmodel)
+
+    backend = DpuBackend(1, {}, overlay_factory=Overlay)
+    backend.load({"files": {"bitfile": "dpu.bit", "xmodel": "m.xmodel", "qonnx": "m.onnx"}})
+    assert loaded == ["dpu.bit", "m.xmodel"] and backend.fixed_batch == 1
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    x[0, 0, 3, :] = 0.5                          # 0.5 * 2**6 = 32 per pixel, 8 pixels in row 3
+    assert backend.quantize(x)[0, 3, 0, 0] == 32 and backend.quantize(x * 10).max() == 127
+    out = backend.predict(x)
+    assert out[0, 3] == pytest.approx(16 * 0.25)  # 256 // 16 = 16 at fix point 2
+    call, args = backend.runner(x)
+    call(*args)
+    assert len(Overlay.runner.jobs) == 2

@@ -12,6 +12,7 @@ BACKENDS = {
     "tflite-runtime": "targets.backends.litert_backend:TfliteRuntimeBackend",
     "tensorrt": "targets.backends.tensorrt_backend:TensorRtBackend",
     "finn": "targets.backends.finn_backend:FinnBackend",
+    "dpu": "targets.backends.dpu_backend:DpuBackend",
     "qonnx-reference": "targets.backends.qonnx_backend:QonnxReferenceBackend",
 }
 

@@ -18,6 +18,9 @@ graph for `qonnx-reference` anywhere else: the accuracy the board must reproduce
     input_scale = 255.0                    # float input -> integer input domain
     input_layout = "NHWC"                  # NHWC (FINN's) | as-is
     fclk_mhz = 100.0
+
+A DPU overlay instead (backend `dpu`): `bitfile = "dpu.bit"` and `xmodel = "model.xmodel"` (compiled by
+Vitis AI from the same network), without the FINN keys.
 """
 
 from __future__ import annotations
@@ -33,11 +36,19 @@ from targets.fpga.packing import parse_datatype
 SHAPES = ("ishape_normal", "ishape_folded", "oshape_normal", "oshape_folded")
 
 
+def _file(table: Table, key: str) -> str:
+    path = Path(table.path).parent / table.take(key)
+    if not path.is_file():
+        raise ConfigError(f"{table.where(key)}: {path} not found")
+    return str(path)
+
+
 def parse(table: Table) -> dict:
-    bitfile = Path(table.path).parent / table.take("bitfile")
-    if not bitfile.is_file():
-        raise ConfigError(f"{table.where('bitfile')}: {bitfile} not found")
-    params = {"reference": table.take("reference"), "bitfile": str(bitfile)}
+    params = {"reference": table.take("reference"), "bitfile": _file(table, "bitfile")}
+    if table.has("xmodel"):  # a DPU overlay and its compiled model
+        params["xmodel"] = _file(table, "xmodel")
+        table.finish()
+        return params
     for key in ("idt", "odt"):
         params[key] = table.take(key)
         try:
@@ -71,6 +82,8 @@ def build(base, variant) -> Artifact:
     reference = FAMILIES["qat"].build(base, qat)
     bitfile = Path(params["bitfile"])
     files = {"bitfile": str(bitfile), "qonnx": reference.files["qonnx"]}
+    if "xmodel" in params:
+        files["xmodel"] = params["xmodel"]
     if bitfile.with_suffix(".hwh").is_file():
         files["hwh"] = str(bitfile.with_suffix(".hwh"))
     return replace(reference, variant=variant.name, family="fpga", precision=qat.precision, files=files,
