@@ -11,6 +11,7 @@ distillation bought.
     student_params = { width = 8 }
     temperature = 4.0
     alpha = 0.5
+    seed = 1                   # optional: the student's seed (default: the workload's)
     hint = { teacher_layer = "stacks.1", student_layer = "features.1", epochs = 4 }   # optional
 
 With `hint` (FitNets), a first stage trains the student up to `student_layer` to regress, through a 1x1
@@ -41,6 +42,8 @@ def parse(table: Table) -> dict:
         "alpha": table.take("alpha", float, 0.9),
         "epochs": table.take("epochs", int, 0, minimum=0),  # 0: the workload's training epochs
     }
+    if table.has("seed"):  # default: the workload's training seed
+        params["seed"] = table.take("seed", int)
     hint = table.table("hint")
     if hint.data:
         params["hint"] = {"teacher_layer": hint.take("teacher_layer", str),
@@ -145,11 +148,13 @@ def build(base, variant) -> Artifact:
         with torch.no_grad():
             teacher_logits = torch.cat([teacher(torch.from_numpy(x_train[i:i + 512]))
                                         for i in range(0, len(x_train), 512)])
-        seed_everything(base.workload.training.seed)
+        training = base.workload.training
+        if "seed" in params:  # another student initialisation and data order (seed sweeps)
+            training = replace(training, seed=params["seed"])
+        seed_everything(training.seed)
         spec = base.torch_model
         student = build_model(params["student_arch"], spec["in_channels"], spec["n_classes"],
                               params["student_params"], str(base.workload.file))
-        training = base.workload.training
         if "hint" in params:
             hint_stage(teacher, student, params["hint"], x_train, y_train, training,
                        f"{base.workload.file}: variant '{variant.name}' hint")
