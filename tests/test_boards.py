@@ -15,6 +15,7 @@ from conftest import tiny_workload_toml, write
 from harness.cli import main
 from sshd import SSHD, start_board
 
+EMULATED_METER = "emulated-ina219:idle_s=0.5"  # a labelled emulation, read on the host
 pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="OpenSSH server not installed "
                                 "(apt-get install openssh-server; .ci/run does)")
 
@@ -46,8 +47,8 @@ def executable(path: Path, text: str) -> Path:
 
 def test_rpi_bench_over_ssh_ships_the_agent_and_fills_the_cpu_targets_columns(board, tiny_files, tmp_path):
     target = write(tmp_path / "rpi.toml", board.target_toml("rpi", ["onnxruntime", "torch"], 'pin_cpus = "0"'))
-    code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs", "--power", "emulated-ina219")
-    assert code == 0
+    code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs", "--power", EMULATED_METER)
+    assert code == 0 and (run_dir / "report.html").is_file()
     row = rows_of(run_dir)[("fp32", "onnxruntime")]
     assert row["status"] == "ok" and float(row["accuracy"]) > 0.8
     assert float(row["energy_per_inference_mj"]) > 0 and row["energy_source"].startswith("emulated")
@@ -61,7 +62,7 @@ def test_rpi_bench_over_ssh_ships_the_agent_and_fills_the_cpu_targets_columns(bo
     assert facts["transport"]["kind"] == "ssh"
 
     cpu_code, cpu_dir = bench(Path("targets/cpu.toml"), tiny_files["suite"], tmp_path / "cpu-runs",
-                              "--power", "emulated-ina219")
+                              "--power", EMULATED_METER)
     with open(cpu_dir / "results.csv") as a, open(run_dir / "results.csv") as b:
         assert next(csv.reader(a)) == next(csv.reader(b))  # the same columns as the cpu target
 
@@ -75,8 +76,9 @@ def test_jetson_clocks_are_stored_locked_and_restored(board, tiny_files, tmp_pat
     tool = executable(tmp_path / "jetson_clocks", f'#!/bin/sh\necho "$*" >> {log}\n')
     target = write(tmp_path / "jetson.toml", board.target_toml(
         "jetson", ["onnxruntime", "torch"], f'lock_clocks = true\nsudo = false\njetson_clocks = "{tool}"'))
-    code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs")
-    assert code == 0
+    code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs", "--power", EMULATED_METER)
+    assert code == 0 and (run_dir / "report.html").is_file()
+    assert float(rows_of(run_dir)[("fp32", "onnxruntime")]["energy_per_inference_mj"]) > 0
     calls = log.read_text().splitlines()
     assert calls[0].startswith("--store ") and calls[1] == "" and calls[2].startswith("--restore ")
     assert calls[0].split()[1] == calls[2].split()[1] and len(calls) == 3
@@ -108,11 +110,12 @@ def test_pynq_runs_the_functional_reference_and_skips_finn_without_pynq(board, t
     suite.write_text(suite.read_text().replace(str(tiny_files["workload"]), str(workload))
                      .replace('["onnxruntime", "torch"]', '["finn", "qonnx-reference"]'))
     target = write(tmp_path / "pynq.toml", board.target_toml("pynq", ["finn", "qonnx-reference"]))
-    code, run_dir = bench(target, suite, tmp_path / "runs")
-    assert code == 0
+    code, run_dir = bench(target, suite, tmp_path / "runs", "--power", EMULATED_METER)
+    assert code == 0 and (run_dir / "report.html").is_file()
     rows = rows_of(run_dir)
     reference = rows[("w4a4", "qonnx-reference")]
     assert reference["status"] == "ok" and "functional reference" in reference["warnings"]
+    assert float(reference["energy_per_inference_mj"]) > 0
     assert rows[("finn-w4a4", "qonnx-reference")]["accuracy"] == reference["accuracy"]  # the same graph
     assert rows[("w4a4", "finn")]["status"] == "skipped"  # no bitfile
     assert "pynq is not installed on this device" in rows[("finn-w4a4", "finn")]["reason"]
