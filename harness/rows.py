@@ -28,11 +28,13 @@ def job_row(run_id: str, job: Job, artifact: Artifact | None) -> dict:
 
 
 def baseline_accuracy(rows: list[dict], job: Job) -> float | None:
-    """The fp32 baseline's accuracy for the same workload, target and backend (same settings first)."""
+    """The fp32 baseline's accuracy for the same workload and target: on the same backend (same settings
+    first), else on another backend (a .tflite variant's baseline is the ONNX model it was converted
+    from, which LiteRT cannot run)."""
     candidates = [r for r in rows if r["status"] == "ok" and r["family"] == "baseline"
-                  and r["workload"] == job.workload and r["target"] == job.target
-                  and r["backend"] == job.backend]
-    candidates.sort(key=lambda r: (r["threads"] != str(job.threads), r["batch_size"] != str(job.batch_size)))
+                  and r["workload"] == job.workload and r["target"] == job.target]
+    candidates.sort(key=lambda r: (r["backend"] != job.backend, r["threads"] != str(job.threads),
+                                   r["batch_size"] != str(job.batch_size)))
     return float(candidates[0]["accuracy"]) if candidates else None
 
 

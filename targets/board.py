@@ -13,6 +13,7 @@ are staged by sha256, and every job runs in a fresh agent on the board. Timing h
 from __future__ import annotations
 
 import base64
+import os
 import tempfile
 from dataclasses import asdict
 import time
@@ -105,7 +106,9 @@ class BoardSession(Session):
             data = build_bundle()
             local = Path(tempfile.gettempdir()) / bundle_name(data)
             if not local.exists():
-                local.write_bytes(data)
+                part = local.with_suffix(f".{os.getpid()}.part")
+                part.write_bytes(data)
+                os.replace(part, local)  # another run may be writing the same bundle
             facts = self.stager.probe([])
             if tuple(facts["python"][:2]) < MIN_PYTHON:
                 raise ConfigError(f"{self.spec.file}: python on {self.link.settings.host} is "
@@ -137,12 +140,21 @@ class BoardSession(Session):
         """The artifact as the board sees it: every file path replaced by its staged copy."""
         local = [Path(p) for p in artifact.files.values()] + [Path(artifact.eval_data)]
         local += [Path(s["onnx"]) for s in artifact.stages]
-        remote = self.stager.ensure(local)
+        remote = self.stager.ensure(local, self._paired_names(artifact))
         staged = artifact.to_dict()
         staged["files"] = {k: remote[Path(v)] for k, v in artifact.files.items()}
         staged["eval_data"] = remote[Path(artifact.eval_data)]
         staged["stages"] = [dict(s, onnx=remote[Path(s["onnx"])]) for s in artifact.stages]
         return staged
+
+    def _paired_names(self, artifact: Artifact) -> dict[Path, str]:
+        """A bitfile and its .hwh must share a stem on the board (PYNQ finds one from the other); the
+        stem carries both files' hashes, so a change to either is a new pair."""
+        if "bitfile" not in artifact.files or "hwh" not in artifact.files:
+            return {}
+        bit, hwh = Path(artifact.files["bitfile"]), Path(artifact.files["hwh"])
+        stem = f"{self.stager.sha256(bit)[:16]}{self.stager.sha256(hwh)[:8]}-{bit.stem}"
+        return {bit: f"{stem}.bit", hwh: f"{stem}.hwh"}
 
     def run(self, job: Job, artifact: Artifact, protocol: ProtocolSettings, backend_options: dict,
             on_progress: ProgressCallback) -> Measurement:

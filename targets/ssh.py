@@ -186,18 +186,22 @@ class Stager:
         self._remote_dir = facts["workdir"]
         return facts
 
-    def remote_name(self, path: Path) -> str:
+    def sha256(self, path: Path) -> str:
         key = str(path)
         if key not in self._hashes:
             self._hashes[key] = file_sha256(path)
-        return f"{self._hashes[key][:16]}-{path.name}"
+        return self._hashes[key]
+
+    def remote_name(self, path: Path) -> str:
+        return f"{self.sha256(path)[:16]}-{path.name}"
 
     def remote_path(self, name: str) -> str:
         return f"{self._remote_dir}/{name}"
 
-    def ensure(self, paths: list[Path]) -> dict[Path, str]:
-        """Each local file's path on the board, sending those not there yet."""
-        names = {p: self.remote_name(p) for p in paths}
+    def ensure(self, paths: list[Path], names: dict[Path, str] | None = None) -> dict[Path, str]:
+        """Each local file's path on the board, sending those not there yet. `names` overrides the
+        content-addressed name of some files (files that must share a stem, like a bitfile and its .hwh)."""
+        names = {p: (names or {}).get(p) or self.remote_name(p) for p in paths}
         facts = self.probe(sorted(set(names.values())))
         missing = [p for p in paths if names[p] not in facts["present"]]
         needed = sum(p.stat().st_size for p in missing)
@@ -210,7 +214,7 @@ class Stager:
         return {p: self.remote_path(n) for p, n in names.items()}
 
     def send(self, path: Path, name: str) -> None:
-        done = self.link.run([self.python, "-c", RECEIVE, self.workdir, name, self._hashes[str(path)]],
+        done = self.link.run([self.python, "-c", RECEIVE, self.workdir, name, self.sha256(path)],
                              input_bytes=path.read_bytes(), timeout_s=600, what=f"sending {path.name}")
         if done.returncode == 3:
             raise ConfigError(f"{self.link.where}: the board cannot store {path.name}: "

@@ -106,6 +106,7 @@ def test_pynq_runs_the_functional_reference_and_skips_finn_without_pynq(board, t
     input_scale = 255.0
     """)
     (tmp_path / "accel.bit").write_bytes(b"\x00" * 64)  # never loaded: pynq is not on this "board"
+    (tmp_path / "accel.hwh").write_text("<hwh/>")
     suite = tiny_files["suite"]
     suite.write_text(suite.read_text().replace(str(tiny_files["workload"]), str(workload))
                      .replace('["onnxruntime", "torch"]', '["finn", "qonnx-reference"]'))
@@ -119,6 +120,8 @@ def test_pynq_runs_the_functional_reference_and_skips_finn_without_pynq(board, t
     assert rows[("finn-w4a4", "qonnx-reference")]["accuracy"] == reference["accuracy"]  # the same graph
     assert rows[("w4a4", "finn")]["status"] == "skipped"  # no bitfile
     assert "pynq is not installed on this device" in rows[("finn-w4a4", "finn")]["reason"]
+    staged = {p.suffix: p.stem for p in (board.root / "board-workdir").glob("*accel.*")}
+    assert staged[".bit"] == staged[".hwh"]  # PYNQ finds the .hwh beside the bitfile by its stem
 
 
 @pytest.mark.parametrize("case, advice", [

@@ -130,6 +130,9 @@ def test_litert_jobs_run_through_the_agent_and_other_formats_are_skipped(built, 
         assert row["status"] == "ok" and float(row["latency_p50_ms"]) > 0
         assert float(row["accuracy"]) == pytest.approx(artifacts[name].host_accuracy, abs=0.005)
         assert rows[(name, "onnxruntime")]["status"] == "skipped"
+        # against the ONNX baseline it was converted from (LiteRT cannot run that one)
+        assert float(row["accuracy_delta"]) == pytest.approx(
+            float(row["accuracy"]) - float(rows[("fp32", "onnxruntime")]["accuracy"]))
     assert rows[("w4a4", "onnxruntime")]["status"] == "ok"
     assert "runs .tflite files" in rows[("fp32", "litert")]["reason"]
     if importlib.util.find_spec("tflite_runtime") is None:
