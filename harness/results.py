@@ -22,7 +22,7 @@ COLUMNS = [
     "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
     "throughput_ips", "n_iterations", "n_windows", "window_min_s", "warmup_iterations",
     "model_bytes", "params", "macs", "weight_sparsity", "exit_rate", "expected_macs", "peak_rss_mb",
-    "clock_offset_us", "clock_uncertainty_us",
+    "clock_offset_us", "clock_uncertainty_us", "h2d_ms", "d2h_ms", "backend_info",
     "energy_per_inference_mj", "energy_per_inference_above_idle_mj", "avg_power_w", "idle_power_w",
     "energy_source", "power_samples", "power_trace_file",
     "valid", "invalid_reasons", "warnings", "raw_latency_file", "finished_at",

@@ -16,7 +16,8 @@ NUMERIC = ["accuracy", "accuracy_delta", "latency_mean_ms", "latency_std_ms", "l
            "exit_rate", "expected_macs",
            "peak_rss_mb",
            "threads", "batch_size", "n_eval", "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
-           "avg_power_w", "idle_power_w", "power_samples"]
+           "avg_power_w", "idle_power_w", "power_samples", "h2d_ms", "d2h_ms", "clock_offset_us",
+           "clock_uncertainty_us"]
 
 
 def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:

@@ -18,7 +18,8 @@ RESULT_COLUMNS = [
     ("accuracy", "accuracy", ".4f"), ("accuracy_delta", "Δ acc", "+.4f"),
     ("latency_p50_ms", "p50 ms", ".4f"), ("latency_p90_ms", "p90 ms", ".4f"),
     ("latency_p99_ms", "p99 ms", ".4f"), ("latency_mean_ms", "mean ms", ".4f"),
-    ("latency_std_ms", "std ms", ".4f"), ("throughput_ips", "inf/s", ",.0f"),
+    ("latency_std_ms", "std ms", ".4f"), ("h2d_ms", "H2D ms", ".4f"), ("d2h_ms", "D2H ms", ".4f"),
+    ("throughput_ips", "inf/s", ",.0f"),
     ("macs", "MACs", ",.0f"), ("params", "params", ",.0f"), ("model_bytes", "bytes", ",.0f"),
     ("weight_sparsity", "sparsity", ".2f"), ("exit_rate", "exits", ".3f"),
     ("expected_macs", "expected MACs", ",.0f"),
@@ -39,7 +40,13 @@ def fmt(value, spec: str | None) -> str:
         return str(value)
 
 
+# shown only when some row has a value (GPU targets)
+WHEN_PRESENT = {"h2d_ms", "d2h_ms"}
+
+
 def table_cells(rows: pd.DataFrame, columns=RESULT_COLUMNS) -> tuple[list[str], list[list[str]]]:
+    columns = [c for c in columns if c[0] not in WHEN_PRESENT
+               or (c[0] in rows and rows[c[0]].notna().any())]
     headers = [h for _, h, _ in columns]
     body = [[fmt(row.get(c), f) for c, _, f in columns] for _, row in rows.iterrows()]
     return headers, body

@@ -23,3 +23,15 @@ def test_html_report_escapes_names_from_user_files(tmp_path):
     html = html_path.read_text()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_gpu_copy_columns_appear_only_when_a_backend_reported_them():
+    import pandas as pd
+
+    from reports.render import table_cells
+
+    cpu = pd.DataFrame([{"workload": "w", "h2d_ms": float("nan"), "d2h_ms": float("nan")}])
+    gpu = pd.DataFrame([{"workload": "w", "h2d_ms": 0.012, "d2h_ms": 0.008}])
+    assert "H2D ms" not in table_cells(cpu)[0]
+    headers, body = table_cells(gpu)
+    assert "H2D ms" in headers and body[0][headers.index("D2H ms")] == "0.0080"

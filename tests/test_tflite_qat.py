@@ -134,6 +134,8 @@ def test_litert_jobs_run_through_the_agent_and_other_formats_are_skipped(built, 
         assert float(row["accuracy_delta"]) == pytest.approx(
             float(row["accuracy"]) - float(rows[("fp32", "onnxruntime")]["accuracy"]))
     assert rows[("w4a4", "onnxruntime")]["status"] == "ok"
+    assert '"qdq_fusion": false' in rows[("w4a4", "onnxruntime")]["backend_info"]  # the artifact's option
+    assert '"xnnpack": true' in rows[("tflite-int8", "litert")]["backend_info"]
     assert "runs .tflite files" in rows[("fp32", "litert")]["reason"]
     if importlib.util.find_spec("tflite_runtime") is None:
         assert "pip install tflite-runtime" in rows[("tflite-fp32", "tflite-runtime")]["reason"]
