@@ -64,9 +64,11 @@ def _list(args) -> int:
     from workloads.spec import workload_files
 
     from power.registry import NAMES as power_sources
+    from targets.backends import BACKENDS
+    from workloads.variants import FAMILIES
 
     listings = {"targets": target_files(), "suites": suite_files(), "workloads": workload_files(),
-                "adapters": adapters(), "power": power_sources}
+                "adapters": adapters(), "backends": BACKENDS, "families": FAMILIES, "power": power_sources}
     for kind in [args.kind] if args.kind else listings:
         print(f"{kind}: {', '.join(listings[kind])}")
     return 0
@@ -110,8 +112,10 @@ def parser() -> argparse.ArgumentParser:
                    help="exit with status 1 when any job regressed (for CI)")
     c.set_defaults(func=_compare)
 
-    ls = sub.add_parser("list", help="list targets, suites, workloads, adapters and power sources")
-    ls.add_argument("kind", nargs="?", choices=["targets", "suites", "workloads", "adapters", "power"])
+    ls = sub.add_parser("list", help="list targets, suites, workloads, adapters, backends, variant families "
+                                     "and power sources")
+    ls.add_argument("kind", nargs="?", choices=["targets", "suites", "workloads", "adapters", "backends",
+                                                "families", "power"])
     ls.set_defaults(func=_list)
     return p
 
