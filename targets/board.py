@@ -79,11 +79,13 @@ class BoardSession(Session):
     def __init__(self, spec):
         self.spec = spec
         table = Table(dict(spec.settings), spec.file, "target")
-        self.link = SshLink(ssh_settings(table), str(spec.file))
+        settings = ssh_settings(table)
         self.python = table.take("python", str, "python3")
-        self.stager = Stager(self.link, self.python, table.take("workdir", str, "~/.cache/edgebench"))
+        workdir = table.take("workdir", str, "~/.cache/edgebench")
         self.configure(table)
-        table.finish()
+        table.finish()  # every key read before anything is opened
+        self.link = SshLink(settings, str(spec.file))
+        self.stager = Stager(self.link, self.python, workdir)
         self._agent_path: str | None = None
         self._facts: dict | None = None
         self._power: dict | None = None

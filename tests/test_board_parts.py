@@ -260,3 +260,21 @@ def test_dpu_backend_quantizes_at_the_fix_point_and_runs_the_vart_runner():
     call, args = backend.runner(x)
     call(*args)
     assert len(Overlay.runner.jobs) == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ('host = "pi"\nhots = "x"', "'target.hots' is not a known key"),
+    ('user = "pi"', "key 'target.host' is required"),
+    ('host = "pi"\nstrict_host_key_checking = "no"', "accepted: yes, accept-new"),
+    ('host = "pi"\npin_cpus = "2;reboot"', "a CPU list as taskset takes it"),
+])
+def test_board_target_files_name_the_bad_key(tmp_path, text, message):
+    from harness.errors import ConfigError
+    from targets.rpi import RpiTarget
+    from targets.spec import find_target
+
+    path = tmp_path / "board.toml"
+    path.write_text(f'[target]\nadapter = "rpi"\nbackends = ["onnxruntime"]\n{text}\n')
+    with pytest.raises(ConfigError) as error:
+        RpiTarget(find_target(str(path))).open()
+    assert str(path) in str(error.value) and message in str(error.value)
