@@ -13,6 +13,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: bench test report compare venv clean
 
+# Old and new board Pythons (3.8 = JetPack 5, 3.13 = Pi OS Trixie) with numpy and onnxruntime, where this
+# machine has those interpreters: the board tests run the shipped agent on them. Missing ones are skipped.
+BOARD_VENVS := .venv-boards
+BOARD_STAMP := $(BOARD_VENVS)/.installed
+
 venv: $(STAMP)
 
 # Re-installs only when pyproject.toml changes; torch==2.13.0 resolves to the CPU wheel on disk.
@@ -25,7 +30,19 @@ $(STAMP): pyproject.toml
 bench: $(STAMP)
 	$(BIN)/edgebench bench --target $(TARGET) --suite $(SUITE) $(if $(POWER),--power $(POWER)) $(ARGS)
 
-test: $(STAMP)
+$(BOARD_STAMP):
+	mkdir -p $(BOARD_VENVS)
+	for v in 3.8 3.13; do \
+	  py=$$(ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -n 1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v); \
+	  if [ -n "$$py" ] && $$py -c 'pass' 2>/dev/null; then \
+	    $$py -m venv $(BOARD_VENVS)/py$$v && $(BOARD_VENVS)/py$$v/bin/python -m pip install --quiet numpy onnxruntime \
+	      || rm -rf $(BOARD_VENVS)/py$$v; \
+	  fi; \
+	done
+	touch $@
+
+test: $(STAMP) $(BOARD_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 report: $(STAMP)
@@ -37,4 +54,4 @@ compare: $(STAMP)
 	$(BIN)/edgebench compare $(A) $(B)
 
 clean:
-	rm -rf $(VENV) .cache build *.egg-info
+	rm -rf $(VENV) $(BOARD_VENVS) .cache build *.egg-info

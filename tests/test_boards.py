@@ -210,3 +210,23 @@ def test_board_side_power_is_read_by_the_agent_on_the_boards_clock(board, tiny_f
     assert float(row["energy_per_inference_mj"]) == pytest.approx(2000.0 / float(row["throughput_ips"]),
                                                                    rel=0.02)
     assert (run_dir / row["power_trace_file"]).stat().st_size > 0
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.13"])
+def test_the_shipped_agent_runs_jobs_on_old_and_new_board_pythons(board, tiny_files, tmp_path, version):
+    python = Path(__file__).resolve().parent.parent / ".venv-boards" / f"py{version}" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"no Python {version} board environment here (`make test` builds .venv-boards/py{version} "
+                    f"where a python{version} exists)")
+    text = board.target_toml("rpi", ["onnxruntime", "torch"]).replace(f'python = "{board.python}"',
+                                                                      f'python = "{python}"')
+    target = write(tmp_path / "rpi.toml", text)
+    code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs")
+    assert code == 0
+    rows = rows_of(run_dir)
+    assert rows[("fp32", "onnxruntime")]["status"] == "ok"
+    assert float(rows[("fp32", "onnxruntime")]["accuracy"]) > 0.8
+    # that board has numpy and onnxruntime only: torch jobs are skipped, naming what to install
+    assert "torch is not installed on this device" in rows[("fp32", "torch")]["reason"]
+    facts = json.loads((run_dir / "run.json").read_text())["device"]
+    assert facts["python"].startswith(version + ".")

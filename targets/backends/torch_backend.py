@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.backends.base import Backend, Unsupported
+from targets.backends.base import Backend, Unsupported, require_runtime
 
 
 class TorchBackend(Backend):
@@ -15,8 +15,7 @@ class TorchBackend(Backend):
     name = "torch"
 
     def load(self, artifact: dict) -> None:
-        import torch
-
+        torch = require_runtime("torch", "torch")
         self.check_options(("device",))
         self.device = self.options.get("device", "cpu")
         if self.device not in ("cpu", "cuda"):
