@@ -64,6 +64,11 @@ def _rapl(o):
     return RaplSource(o["rate_hz"], o["root"])
 
 
+def _pynq_pmbus(o):
+    from power.pynq_pmbus import PynqPmbusSource
+    return PynqPmbusSource(o["rate_hz"], o["rails"])
+
+
 def _pmic(o):
     from power.rpi_pmic import RpiPmicSource
     return RpiPmicSource(o["rate_hz"], o["command"])
@@ -133,6 +138,7 @@ SOURCES: dict[str, tuple[Callable, dict]] = {
     "hwmon": (_hwmon, {"rate_hz": 50.0, "root": "/"}),
     "rapl": (_rapl, {"rate_hz": 20.0, "root": "/"}),
     "rpi-pmic": (_pmic, {"rate_hz": 5.0, "command": "vcgencmd"}),
+    "pynq-pmbus": (_pynq_pmbus, {"rate_hz": 10.0, "rails": "all"}),
     "emulated-ina219": (_emulated_ina219, {"rate_hz": 1000.0, "profile": "cpu-load", **FAULT_KEYS}),
     "emulated-um24c": (_emulated_rdtech("UM24C"), {"baud": 115200, "rate_hz": 10.0, "profile": "cpu-load",
                                                     **FAULT_KEYS}),

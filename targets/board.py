@@ -34,7 +34,7 @@ from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager
 
 MIN_PYTHON = (3, 8)
 # Power sources that read the board itself: they run inside the agent, on the board's clock.
-DEVICE_SOURCES = ("tegrastats", "ina3221", "hwmon", "rapl", "rpi-pmic")
+DEVICE_SOURCES = ("tegrastats", "ina3221", "hwmon", "rapl", "rpi-pmic", "pynq-pmbus")
 CLOCK_PINGS = 16
 
 

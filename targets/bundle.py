@@ -25,6 +25,7 @@ AGENT_FILES = (
     "targets/smoke/__init__.py", "targets/smoke/add.onnx", "targets/smoke/add.tflite",
     "workloads/__init__.py", "workloads/models.py",   # the torch backend rebuilds reference models
     "power/__init__.py", "power/rails.py", "power/tegrastats.py", "power/ina3221.py", "power/rpi_pmic.py",
+    "power/pynq_pmbus.py",
     "power/polling.py", "power/hwmon.py", "power/rapl.py", "power/source.py", "power/trace.py",
     "power/monitor.py", "power/registry.py", "power/energy.py",   # board-side sources run in the agent
 )

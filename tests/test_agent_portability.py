@@ -33,5 +33,5 @@ def test_board_side_module_imports_only_the_standard_library_and_numpy(relative)
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     # imported lazily, only by the backend or meter that needs it (tomllib: the host-only --power parser)
-    runtimes = {"onnxruntime", "serial", "torch", "tensorrt", "tomllib"}
+    runtimes = {"onnxruntime", "serial", "torch", "tensorrt", "pynq", "tomllib"}
     assert imported <= ALLOWED_TOP_LEVEL | runtimes, imported - ALLOWED_TOP_LEVEL - runtimes

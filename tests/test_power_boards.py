@@ -111,3 +111,21 @@ def test_tegrastats_source_reads_a_streaming_tool(tmp_path):
 def test_missing_tegrastats_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="tegrastats ships with JetPack"):
         TegrastatsSource(command=str(tmp_path / "nope")).check()
+
+
+def test_pynq_pmbus_sums_the_chosen_rails_through_pynqs_sensor_api():
+    from types import SimpleNamespace
+
+    from harness.errors import ConfigError
+    from power.pynq_pmbus import PynqPmbusSource
+
+    def rail(watts):
+        return SimpleNamespace(power=SimpleNamespace(value=watts) if watts is not None else None)
+
+    rails = {"PSINT_FP": rail(0.75), "PSINT_LP": rail(0.25), "VCCAUX": rail(None), "12V": rail(6.5)}
+    every = record(PynqPmbusSource(rate_hz=20, get_rails=lambda: rails), 0.3)
+    assert len(every) >= 3 and np.allclose(every, 7.5)
+    chosen = PynqPmbusSource(rate_hz=20, rails="PSINT_FP, PSINT_LP", get_rails=lambda: rails)
+    assert chosen.read()[2] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="no rail.*VCCINT; the board has 12V"):
+        PynqPmbusSource(rails="VCCINT", get_rails=lambda: rails).check()
