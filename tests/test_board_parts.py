@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -278,3 +279,53 @@ def test_board_target_files_name_the_bad_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
         RpiTarget(find_target(str(path))).open()
     assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_clock_map_finds_a_boards_offset_within_its_uncertainty():
+    """A 'board' whose clock runs 5 s ahead, answering after an uneven delay: the shortest round trip
+    bounds the error, and board windows land on the host's clock."""
+    import time
+
+    from harness.protocol import Window
+    from harness.rows import add_energy
+    from targets.base import Measurement
+    from targets.board import ClockMap
+
+    ahead_ns = 5_000_000_000
+
+    class Board:
+        def __init__(self):
+            self.delays = iter([0.004, 0.0005, 0.003] * 6)
+
+        def send(self, message):
+            self.pending = message
+
+        def messages(self, timeout_s):
+            time.sleep(next(self.delays) / 2)
+            t = time.monotonic_ns() + ahead_ns
+            time.sleep(0.0002)
+            yield {"type": "clock", "t_ns": t}
+
+    clock = ClockMap.measure(Board(), pings=6)
+    assert abs(clock.offset_ns - ahead_ns) <= clock.uncertainty_ns
+    assert clock.uncertainty_ns < 2_000_000  # the 0.5 ms pings win
+
+    class Monitor:
+        def job_columns(self, windows, batch_size, path):
+            self.windows = windows
+            return {"energy_source": "meter"}, [], []
+
+    class Store:
+        dir = Path("/nonexistent")
+
+    board_windows = [Window(ahead_ns + 1_000, ahead_ns + 2_000_000_000, 10)]
+    m = Measurement(1.0, 1, 1, np.zeros(10, np.int64), board_windows, 0, 0.0, 1.0, {},
+                    clock_offset_ns=clock.offset_ns, clock_uncertainty_ns=clock.uncertainty_ns)
+    monitor, row = Monitor(), {}
+    from harness.plan import Job
+    add_energy(row, monitor, Job("w", "v", "baseline", "fp32", "rpi", "onnxruntime", 1, 1), m, Store())
+    assert abs(monitor.windows[0].start_ns - 1_000) <= clock.uncertainty_ns  # on the host's clock now
+    assert "clock mapping uncertain" not in row.get("warnings", "")
+    m.clock_uncertainty_ns = 50_000_000  # a slow link: 50 ms on a 2 s window
+    add_energy(row, monitor, Job("w", "v", "baseline", "fp32", "rpi", "onnxruntime", 1, 1), m, Store())
+    assert "clock mapping uncertain by 50.00 ms" in row["warnings"]
