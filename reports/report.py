@@ -21,12 +21,14 @@ def run_facts(info: dict) -> list[tuple[str, str]]:
     protocol = info.get("protocol", {})
     git = host.get("git", {})
     runtimes = ", ".join(f"{k} {v}" for k, v in sorted(device.get("runtimes", {}).items()))
+    board = board_line(device)
     return [
         ("run", info.get("run_id", "")),
         ("target", config.get("target", {}).get("name", "")),
         ("suite", config.get("suite", {}).get("name", "")),
         ("device", f"{device.get('cpu_model')} · {device.get('cpu_count_usable')} usable cores · "
                    f"governor {device.get('governor') or 'unreadable'} · {device.get('os')}"),
+        *([("board", board)] if board else []),
         ("runtimes", runtimes),
         ("protocol", f"warm-up >= {protocol.get('warmup_min_iterations')} it and >= "
                      f"{protocol.get('warmup_min_s')} s; {protocol.get('n_windows')} windows of >= "
@@ -35,6 +37,23 @@ def run_facts(info: dict) -> list[tuple[str, str]]:
                       f"{' (dirty)' if git.get('dirty') else ''}"),
         ("started / finished", f"{info.get('started_at')} / {info.get('finished_at', 'not finished')}"),
     ]
+
+
+def board_line(device: dict) -> str:
+    """A board reached over SSH: what it is, how it was reached, which runtimes passed the smoke test."""
+    board, transport = device.get("board"), device.get("transport")
+    if not board and not transport:
+        return ""
+    parts = [f"{board.get('kind')}: {board.get('model') or 'model unreadable'}" if board else "",
+             f"Python {device.get('python')}",
+             f"over {transport['kind']} to {transport['host']}" if transport else ""]
+    if board and board.get("throttled"):
+        parts.append("throttled: " + (", ".join(board["throttled"]["flags"]) or "never"))
+    smoke = device.get("smoke", {})
+    if smoke:
+        parts.append("smoke test: " + ", ".join(f"{name} {'ok' if r.get('ok') else 'FAILED'}"
+                                                for name, r in sorted(smoke.items())))
+    return " · ".join(p for p in parts if p)
 
 
 def validity_banner(ok: pd.DataFrame) -> str:

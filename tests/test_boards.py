@@ -60,6 +60,9 @@ def test_rpi_bench_over_ssh_ships_the_agent_and_fills_the_cpu_targets_columns(bo
     facts = json.loads((run_dir / "run.json").read_text())["device"]
     assert facts["agent"].startswith(str(agents[0])) and facts["board"]["kind"] == "rpi"
     assert facts["transport"]["kind"] == "ssh"
+    assert facts["smoke"]["onnxruntime"]["ok"] and facts["smoke"]["torch"]["ok"]
+    report = (run_dir / "report.md").read_text()
+    assert "**board**: rpi: model unreadable · Python 3.11" in report and "over ssh to board" in report
 
     cpu_code, cpu_dir = bench(Path("targets/cpu.toml"), tiny_files["suite"], tmp_path / "cpu-runs",
                               "--power", EMULATED_METER)
