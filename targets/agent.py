@@ -124,6 +124,32 @@ def run_job(request: dict) -> dict:
     finally:
         if monitor is not None:
             monitor.stop()
+            RUNNING_MONITORS.remove(monitor)
+
+
+# Started power sources (a tegrastats child process, reader threads): stopped before the agent exits.
+RUNNING_MONITORS = []
+
+
+def host_lines():
+    """The host's lines, read on their own thread: when the host goes away (EOF: Ctrl-C on the host, a
+    dropped SSH link) the agent stops at once, even mid-job, instead of measuring for nobody and loading
+    the board while the next run starts."""
+    import queue
+    import threading
+
+    lines = queue.Queue()
+
+    def read():
+        for line in sys.stdin:
+            lines.put(line)
+        for monitor in RUNNING_MONITORS:
+            monitor.stop()
+        os._exit(0)
+
+    threading.Thread(target=read, name="host-lines", daemon=True).start()
+    while True:
+        yield lines.get()
 
 
 def device_power_monitor(spec):
@@ -136,6 +162,7 @@ def device_power_monitor(spec):
 
     monitor = PowerMonitor(PowerSpec(**spec))
     monitor.check()
+    RUNNING_MONITORS.append(monitor)
     monitor.start()
     return monitor
 
@@ -240,7 +267,7 @@ def main(argv=None) -> int:
         from targets.smoke import smoke_tests
         facts["smoke"] = smoke_tests(args.smoke.split(","))
     send({"type": "hello", "protocol": PROTOCOL_VERSION, "facts": facts})
-    for line in sys.stdin:
+    for line in host_lines():
         if not line.strip():
             continue
         try:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # workloads/models.py needs torch (only the torch backend imports it); the rest are Python sources
 BOARD_SIDE = [name for name in AGENT_FILES if name.endswith(".py") and name != "workloads/models.py"]
 ALLOWED_TOP_LEVEL = {"__future__", "ast", "difflib", "glob", "importlib", "json", "os", "platform", "re",
-                     "resource", "shutil", "argparse", "base64", "glob", "tempfile", "hashlib", "zipfile", "io", "pkgutil", "subprocess", "sys", "threading", "time", "traceback", "typing",
+                     "resource", "shutil", "argparse", "base64", "glob", "tempfile", "hashlib", "zipfile", "io", "pkgutil", "queue", "subprocess", "sys", "threading", "time", "traceback", "typing",
                      "array", "abc", "dataclasses", "collections", "functools", "pathlib", "numpy",
                      "harness", "targets", "power", "workloads"}
 

@@ -47,3 +47,31 @@ def test_target_file_rejects_unknown_backend_and_stray_options(tmp_path):
     stray = write(tmp_path / "u.toml", '[target]\nbackends = ["onnxruntime"]\n[backends.torch]\n')
     with pytest.raises(ConfigError, match="which \\[target\\] backends does not list"):
         find_target(str(stray))
+
+
+def test_the_agent_stops_mid_job_when_its_host_goes_away(tiny_files, tmp_path):
+    """Ctrl-C on the host or a dropped SSH link closes the agent's stdin: it must not go on measuring
+    (on a board it would load the CPU under the next run)."""
+    import time
+
+    from harness.plan import Job
+    from harness.protocol import ProtocolSettings
+    from targets.cpu import HELLO_TIMEOUT_S, LocalAgent, job_request
+    from workloads.build import build_base, build_variants
+    from workloads.spec import load_workload
+
+    base = build_base(load_workload(tiny_files["workload"]))
+    artifact = build_variants(base)["fp32"]
+    job = Job("tiny-digits", "fp32", "baseline", "fp32", "cpu", "onnxruntime", 1, 1)
+    long_protocol = ProtocolSettings(warmup_min_iterations=1, warmup_min_s=0.0, n_windows=5, window_min_s=10.0,
+                                     window_min_iterations=1)
+    with LocalAgent(1) as agent:
+        agent.client.hello(HELLO_TIMEOUT_S)
+        agent.client.send(job_request(job, artifact, long_protocol, {}, str(tmp_path / "lat.npy")))
+        phases = (m["phase"] for m in agent.client.messages(60) if m.get("type") == "progress")
+        while next(phases) != "warmup":  # the job is now in its 50 s of timing
+            pass
+        agent.process.stdin.close()
+        started = time.monotonic()
+        agent.process.wait(timeout=10)
+        assert time.monotonic() - started < 5 and agent.process.returncode == 0
