@@ -24,7 +24,7 @@ import resource
 import sys
 import traceback
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: clock pings, inline latencies, board-side power, --board and --smoke
 RUNTIMES = ("onnxruntime", "torch", "numpy", "ai-edge-litert", "tflite-runtime", "tensorrt")
 
 
