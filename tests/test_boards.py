@@ -233,3 +233,20 @@ def test_the_shipped_agent_runs_jobs_on_old_and_new_board_pythons(board, tiny_fi
     assert "torch is not installed on this device" in rows[("fp32", "torch")]["reason"]
     facts = json.loads((run_dir / "run.json").read_text())["device"]
     assert facts["python"].startswith(version + ".")
+
+
+def test_tegrastats_on_the_jetson_is_read_by_the_agent(board, tiny_files, tmp_path):
+    """The Jetson path with a real Orin Nano tegrastats line (JetPack 6), replayed on the 'board' by a
+    stand-in tegrastats that keeps printing it: VDD_IN 17.946 W."""
+    samples = Path(__file__).resolve().parent / "fixtures" / "power-samples"
+    line = (samples / "tegrastats_orin_nano8gb_jp6_jetson_stats_issue624.txt").read_text().strip()
+    tool = executable(tmp_path / "tegrastats", f'#!/bin/sh\nwhile true; do echo "{line}"; sleep 0.05; done\n')
+    text = board.target_toml("jetson", ["onnxruntime"]).replace(
+        'source = "none"', f'source = "tegrastats"\ncommand = "{tool}"\nrate_hz = 20.0\nidle_s = 0.3')
+    suite = tiny_files["suite"]
+    suite.write_text(suite.read_text().replace('["onnxruntime", "torch"]', '["onnxruntime"]'))
+    code, run_dir = bench(write(tmp_path / "jetson.toml", text), suite, tmp_path / "runs")
+    assert code == 0
+    row = rows_of(run_dir)[("fp32", "onnxruntime")]
+    assert row["energy_source"] == "tegrastats (on the device)"
+    assert float(row["avg_power_w"]) == pytest.approx(17.946)
