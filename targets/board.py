@@ -119,7 +119,8 @@ class BoardSession(Session):
             self._agent_path = self.stager.ensure([local])[local]
         return self._agent_path
 
-    def _agent(self, job: Job | None = None) -> AgentProcess:
+    def start_agent(self, job: Job | None = None) -> AgentProcess:
+        """An agent on the board (over SSH), for `job` or, without one, for the session's facts."""
         argv = [*self.agent_prefix(job)]
         if job is not None and job.threads:
             argv += ["env", f"OMP_NUM_THREADS={job.threads}"]
@@ -132,7 +133,7 @@ class BoardSession(Session):
 
     def info(self) -> dict:
         if self._facts is None:
-            with self._agent() as agent:
+            with self.start_agent() as agent:
                 self._facts = agent.client.hello(HELLO_TIMEOUT_S)
             self._facts["transport"] = {"kind": "ssh", "host": self.link.settings.host,
                                         "agent": Path(self._agent_path).name}
@@ -168,7 +169,7 @@ class BoardSession(Session):
             # this job only; the next one reconnects
             raise JobError(f"lost the board: {exc}") from None
         request["power"] = self._power
-        with self._agent(job) as agent:
+        with self.start_agent(job) as agent:
             agent.client.hello(HELLO_TIMEOUT_S)
             clock = ClockMap.measure(agent.client)
             result = drive_job(agent.client, request, self.spec.job_timeout_s, on_progress)
