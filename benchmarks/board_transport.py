@@ -62,7 +62,7 @@ def main() -> None:
     print(f"{'median over ' + str(args.rounds) + ' rounds':32s} {'value':>10s}")
     print(f"{'local agent start to hello':32s} {statistics.median(local) * 1e3:8.0f} ms")
     print(f"{'SSH agent start to hello':32s} {statistics.median(remote) * 1e3:8.0f} ms")
-    print(f"{'SSH cost per job':32s} {(statistics.median(remote) - statistics.median(local)) * 1e3:8.0f} ms")
+    print(f"{'SSH cost per agent start':32s} {(statistics.median(remote) - statistics.median(local)) * 1e3:8.0f} ms")
     print(f"{'clock mapping uncertainty':32s} {statistics.median(uncertainty):8.1f} us "
           f"(max {max(uncertainty):.1f} us)")
 
