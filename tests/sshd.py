@@ -56,9 +56,32 @@ source = "none"
         self.process.terminate()
         self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """The same sshd (port, host key) again, as after a reboot."""
+        if self.process.poll() is None:
+            self.stop()
+        self.process = launch(self.root)
+
 
 def keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+def launch(root: Path) -> subprocess.Popen:
+    """sshd on root/sshd_config, once it accepts connections."""
+    port = int((root / "port").read_text())
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=subprocess.DEVNULL,
+                               stderr=open(root / "sshd.log", "ab"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"sshd did not start: {(root / 'sshd.log').read_text()}")
 
 
 def start_board(root: Path) -> Board:
@@ -84,19 +107,8 @@ UsePAM no
 MaxSessions 50
 MaxStartups 50
 """)
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=open(root / "sshd.log", "wb"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        process.kill()
-        raise RuntimeError(f"sshd did not start: {(root / 'sshd.log').read_text()}")
+    (root / "port").write_text(str(port))
+    process = launch(root)
     known_hosts = root / "known_hosts"
     host_pub = Path(f"{host_key}.pub").read_text().split()
     known_hosts.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")

@@ -250,3 +250,50 @@ def test_tegrastats_on_the_jetson_is_read_by_the_agent(board, tiny_files, tmp_pa
     row = rows_of(run_dir)[("fp32", "onnxruntime")]
     assert row["energy_source"] == "tegrastats (on the device)"
     assert float(row["avg_power_w"]) == pytest.approx(17.946)
+
+
+def test_a_board_that_reboots_mid_run_fails_its_jobs_keeps_the_rest_and_resumes(tiny_files, tmp_path):
+    """The 'board' goes down during the second job (its sshd stops and the shared SSH connection to it is
+    closed, as in a reboot): that job fails with the reason, the ones after fail fast ("lost the board"), the finished row
+    stays, and --resume finishes the run once the board is back."""
+    from sshd import start_board
+
+    board = start_board(tmp_path / "board")
+    starts = tmp_path / "agent-starts"
+    try:
+        # agent 1 gives the session's facts, agent 2 runs job 1, agent 3 (job 2) sees the board go down
+        wrapper = executable(tmp_path / "python", f"""#!/bin/sh
+case "$1" in
+  *.pyz) echo x >> {starts}
+         if [ "$(wc -l < {starts})" -eq 3 ]; then
+           pkill -f "sshd -D -e -f {board.root}/sshd_config"
+           for d in ${{TMPDIR:-/tmp}}/edgebench-ssh-*; do
+             ssh -F {board.ssh_config} -o ControlPath="$d/%C" -O exit board 2>/dev/null
+           done
+           sleep 2
+         fi ;;
+esac
+exec {board.python} "$@"
+""")
+        suite = tiny_files["suite"]
+        suite.write_text(suite.read_text().replace('["onnxruntime", "torch"]', '["onnxruntime"]')
+                         .replace("batch_sizes = [1]", "batch_sizes = [1, 2, 4]"))
+        target = write(tmp_path / "rpi.toml", board.target_toml("rpi", ["onnxruntime"]).replace(
+            f'python = "{board.python}"', f'python = "{wrapper}"'))
+        code, run_dir = bench(target, suite, tmp_path / "runs")
+        rows = {int(r["batch_size"]): r for r in rows_of_all(run_dir)}
+        assert rows[1]["status"] == "ok"
+        assert rows[2]["status"] == "failed" and "agent exited mid-job" in rows[2]["reason"]
+        assert rows[4]["status"] == "failed" and "lost the board" in rows[4]["reason"]
+        assert "nothing listens for SSH" in rows[4]["reason"]
+        board.restart()
+        assert main(["bench", "--resume", str(run_dir), "--quiet"]) == 0
+        assert {r["status"] for r in rows_of_all(run_dir)} == {"ok"}
+    finally:
+        board.stop()
+
+
+def rows_of_all(run_dir: Path) -> list[dict]:
+    """The last row of every job (a resumed job's new row replaces its failed one)."""
+    with open(run_dir / "results.csv", newline="") as fh:
+        return list({r["job_id"]: r for r in csv.DictReader(fh)}.values())
