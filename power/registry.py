@@ -148,6 +148,8 @@ SOURCES: dict[str, tuple[Callable, dict]] = {
                                                     **FAULT_KEYS}),
 }
 NAMES = ("none", *SOURCES)
+# Sources that read the device itself: on a board target they run inside the agent, on the board's clock.
+ON_DEVICE = ("tegrastats", "ina3221", "hwmon", "rapl", "rpi-pmic", "pynq-pmbus")
 
 
 def power_spec(values: dict, where: str) -> PowerSpec:

@@ -25,6 +25,7 @@ from harness.errors import ConfigError, JobError
 from harness.plan import Artifact, Job
 from harness.protocol import ProtocolSettings
 from harness.tomlconf import Table
+from power.registry import ON_DEVICE
 from targets.agent_client import AgentProcess
 from targets.base import Measurement, ProgressCallback, Session, Target
 from targets.bundle import build_bundle, bundle_name
@@ -33,8 +34,6 @@ from targets.cpu import HELLO_TIMEOUT_S, drive_job, job_request, measurement_fro
 from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager
 
 MIN_PYTHON = (3, 8)
-# Power sources that read the board itself: they run inside the agent, on the board's clock.
-DEVICE_SOURCES = ("tegrastats", "ina3221", "hwmon", "rapl", "rpi-pmic", "pynq-pmbus")
 CLOCK_PINGS = 16
 
 
@@ -91,7 +90,7 @@ class BoardSession(Session):
         self._power: dict | None = None
 
     def record_power_on_device(self, spec) -> bool:
-        if spec.source in DEVICE_SOURCES:
+        if spec.source in ON_DEVICE:
             self._power = asdict(spec)
             return True
         return False
@@ -111,12 +110,13 @@ class BoardSession(Session):
                 part = local.with_suffix(f".{os.getpid()}.part")
                 part.write_bytes(data)
                 os.replace(part, local)  # another run may be writing the same bundle
-            facts = self.stager.probe([])
+            remote = self.stager.ensure([local])  # one probe: what is there, free space, the Python
+            facts = self.stager.last_probe
             if tuple(facts["python"][:2]) < MIN_PYTHON:
                 raise ConfigError(f"{self.spec.file}: python on {self.link.settings.host} is "
                                   f"{'.'.join(map(str, facts['python']))}; the agent needs "
                                   f"{'.'.join(map(str, MIN_PYTHON))}+: set python to a newer interpreter")
-            self._agent_path = self.stager.ensure([local])[local]
+            self._agent_path = remote[local]
         return self._agent_path
 
     def start_agent(self, job: Job | None = None) -> AgentProcess:

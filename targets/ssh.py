@@ -173,6 +173,7 @@ class Stager:
         self.link, self.python, self.workdir = link, python, workdir
         self._remote_dir: str | None = None
         self._hashes: dict[str, str] = {}
+        self.last_probe: dict | None = None   # the board's Python, free space and workdir, as last probed
 
     def probe(self, wanted: list[str]) -> dict:
         done = self.link.run([self.python, "-c", PROBE, self.workdir, json.dumps(wanted)],
@@ -184,6 +185,7 @@ class Stager:
                               f"python to a Python 3.8+ interpreter there")
         facts = json.loads(done.stdout.decode())
         self._remote_dir = facts["workdir"]
+        self.last_probe = facts
         return facts
 
     def sha256(self, path: Path) -> str:

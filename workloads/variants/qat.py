@@ -63,18 +63,17 @@ def precision(params: dict) -> str:
     return f"w{params['weight_bits']}a{params['activation_bits']}"
 
 
-def _brevitas(workload_file: Path):
-    try:
-        import brevitas.nn as qnn
-        import brevitas.quant as quant
-    except ImportError:
+def _require_brevitas(workload_file: Path) -> None:
+    from importlib.util import find_spec
+
+    if find_spec("brevitas") is None or find_spec("qonnx") is None:
         raise ConfigError(f"{workload_file}: family \"qat\" needs brevitas and qonnx; install the extra: "
-                          f"pip install -e '.[qat]'") from None
-    return qnn, quant
+                          f"pip install -e '.[qat]'")
 
 
 def weight_quantizer(bits: int):
-    _, quant = _brevitas(Path("qat"))
+    import brevitas.quant as quant
+
     if bits == 1:
         return quant.SignedBinaryWeightPerTensorConst
     if bits == 2:
@@ -85,9 +84,8 @@ def weight_quantizer(bits: int):
 def quantize_layers(model, weight_bits: int, activation_bits: int):
     """`model` with its convolutions, linear layers and ReLUs replaced by brevitas layers carrying the
     trained weights, behind an 8-bit input quantizer."""
+    import brevitas.nn as qnn
     from torch import nn
-
-    qnn, _ = _brevitas(Path("qat"))
 
     def swap(parent):
         for name, child in parent.named_children():
@@ -170,7 +168,7 @@ def build(base, variant) -> Artifact:
     from workloads.training import accuracy, seed_everything, train
 
     params = variant.params
-    _brevitas(base.workload.file)
+    _require_brevitas(base.workload.file)
 
     def make(tmp: Path) -> dict:
         from workloads.variants.quantize import host_accuracy
