@@ -21,17 +21,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from sshd import start_board  # noqa: E402  (the test suite's throwaway sshd)
 
-from harness.plan import Job  # noqa: E402
-from harness.tomlconf import load_toml  # noqa: E402
-from targets.board import BoardSession, ClockMap  # noqa: E402
-from targets.cpu import HELLO_TIMEOUT_S, LocalAgent  # noqa: E402
+from harness.core.jobs import Job  # noqa: E402
+from harness.core.config import load_toml  # noqa: E402
+from targets.agent_driver import ClockMap  # noqa: E402
+from targets.board import BoardSession  # noqa: E402
+from targets.cpu import LocalAgent  # noqa: E402
 from targets.spec import parse_target  # noqa: E402
 
 
 def timed_hello(start) -> float:
     begin = time.perf_counter()
     with start() as agent:
-        agent.client.hello(HELLO_TIMEOUT_S)
+        agent.client.hello()
     return time.perf_counter() - begin
 
 
@@ -53,7 +54,7 @@ def main() -> None:
                 local.append(timed_hello(lambda: LocalAgent(1)))
                 remote.append(timed_hello(lambda: session.start_agent(job)))
                 with session.start_agent(job) as agent:
-                    agent.client.hello(HELLO_TIMEOUT_S)
+                    agent.client.hello()
                     uncertainty.append(ClockMap.measure(agent.client).uncertainty_ns / 1e3)
             session.close()
         finally:

@@ -2,7 +2,7 @@
 
 For each model, rounds alternate (interleaved, so machine noise hits both alike) between
   bare:    t0 = clock(); session.run(outputs, feed); t1 = clock()     in a plain Python loop
-  harness: harness.protocol.run_protocol(*OrtBackend.runner(x), ...) as the agent runs it
+  harness: harness.core.measurement.run_windows(*OrtBackend.runner(x), ...) as the agent runs it
 and the script prints each side's median p50 and the median of the per-round ratios.
 
     .venv/bin/python benchmarks/harness_overhead.py [--rounds 10] [--round-s 1.0]
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from harness.protocol import ProtocolSettings, run_protocol
+from harness.core.measurement import MeasurementProtocol, run_windows
 from targets.backends.ort_backend import OrtBackend
 from workloads.build import build_base
 from workloads.spec import find_workload
@@ -38,10 +38,10 @@ def bare_loop_p50_ms(session, outputs, feed, seconds: float) -> float:
 
 
 def harness_p50_ms(backend: OrtBackend, x: np.ndarray, seconds: float) -> float:
-    settings = ProtocolSettings(warmup_min_iterations=0, warmup_min_s=0.0, n_windows=1,
+    settings = MeasurementProtocol(warmup_min_iterations=0, warmup_min_s=0.0, n_windows=1,
                                 window_min_s=seconds, window_min_iterations=1)
     call, args = backend.runner(x)
-    timed = run_protocol(call, args, settings)
+    timed = run_windows(call, args, settings)
     return float(np.percentile(np.frombuffer(timed.latency_ns, dtype=np.int64), 50)) / 1e6
 
 

@@ -22,8 +22,8 @@ import tempfile
 from statistics import mean
 from pathlib import Path
 
-from harness.progress import QuietReporter
-from harness.runner import Bench, BenchRequest
+from harness.app.progress import QuietReporter
+from harness.app.runner import Bench, BenchRequest
 from reports.load import load_run
 
 

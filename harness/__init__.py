@@ -1,6 +1,4 @@
-"""edgebench harness: configuration, planning, the measurement protocol, results and the CLI.
-
-It knows no model, board or meter by name; those live in workloads/, targets/ and power/.
-"""
+"""edgebench harness. Two floors: `harness.core` (the ground every package imports) and `harness.app`
+(the top that wires workloads, targets, power and reports together). This file imports nothing."""
 
 __version__ = "0.1.0"

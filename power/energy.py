@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.protocol import Window
+from harness.core.measurement import Window
 from power.trace import TraceSlice
 
 # A window must hold at least this many samples for its energy to count (20 samples, per the issue and

@@ -7,8 +7,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from harness.errors import ConfigError
-from harness.protocol import ProtocolSettings, Window
+from harness.core.errors import ConfigError
+from harness.core.measurement import MeasurementProtocol, Window
 from power.energy import job_energy, mean_power_w, min_window_s
 from power.registry import PowerSpec, make_source
 from power.source import clock_ns
@@ -16,7 +16,7 @@ from power.source import clock_ns
 FIRST_SAMPLE_TIMEOUT_S = 10.0
 
 
-def lengthen(protocol: ProtocolSettings, spec: PowerSpec) -> ProtocolSettings:
+def windows_for_meter(protocol: MeasurementProtocol, spec: PowerSpec) -> MeasurementProtocol:
     """Windows long enough for `min_samples` at the source's rate."""
     needed = min_window_s(spec.options["rate_hz"], spec.min_samples)
     return replace(protocol, window_min_s=max(protocol.window_min_s, needed))

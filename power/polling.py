@@ -13,7 +13,7 @@ class PollingSource(PowerSource):
         """(voltage_v, current_a, power_w) now (NaN where unknown), or None when nothing is readable."""
 
     def check(self) -> None:
-        from harness.errors import ConfigError
+        from harness.core.errors import ConfigError
 
         try:
             if self.read() is None:

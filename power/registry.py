@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.errors import ConfigError, suggest, unknown_name
+from harness.core.errors import ConfigError, suggest, unknown_name
 from power.energy import MIN_SAMPLES_PER_WINDOW
 from power.source import PowerSource
 
@@ -200,3 +200,9 @@ def parse_cli(text: str) -> PowerSpec:
 
 def make_source(spec: PowerSpec) -> PowerSource:
     return SOURCES[spec.source][0](spec.options)
+
+
+def board_side_refs() -> list[str]:
+    """Import references of the sources that run inside the agent on a board (shipped in its bundle)."""
+    return ["power.tegrastats:TegrastatsSource", "power.ina3221:Ina3221Source", "power.hwmon:HwmonSource",
+            "power.rapl:RaplSource", "power.rpi_pmic:RpiPmicSource", "power.pynq_pmbus:PynqPmbusSource"]

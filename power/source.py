@@ -10,7 +10,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from power.trace import PowerTrace
 
 clock_ns = time.monotonic_ns  # the clock of the timing windows on this machine

@@ -47,7 +47,7 @@ class TegrastatsSource(PowerSource):
         self.process = None
 
     def check(self) -> None:
-        from harness.errors import ConfigError
+        from harness.core.errors import ConfigError
 
         if shutil.which(self.command[0]) is None:
             raise ConfigError(f"power: cannot run {self.command[0]} (not found or not executable); "

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import ConfigError
-from harness.results import RunStore
+from harness.core.errors import ConfigError
+from harness.core.rundir import RunStore
 
 NUMERIC = ["accuracy", "accuracy_delta", "latency_mean_ms", "latency_std_ms", "latency_min_ms",
            "latency_max_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",

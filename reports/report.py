@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.results import load_latency
+from harness.core.rundir import load_latency
 from reports import plots
 from reports.load import load_run
-from power.trace import TraceSlice
+from harness.core.traces import TraceSlice
 from reports.render import markdown_table, render_html, table_cells
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.plan import Artifact, Job
-from harness.protocol import ProtocolSettings, Window
+from harness.core.jobs import Artifact, Job
+from harness.core.measurement import MeasurementProtocol, Window
+from targets.agent.wire import DeviceEnergy
 
 # on_progress(phase, done, total): phase is "load", "accuracy", "warmup" or "window".
 ProgressCallback = Callable[[str, int, int], None]
@@ -32,7 +33,9 @@ class Measurement:
     warmup_s: float
     peak_rss_mb: float
     backend_info: dict
-    extra: dict = field(default_factory=dict)   # e.g. exit_rate of an early-exit artifact
+    exit_rate: float | None = None              # early-exit artifacts: the share that left early
+    warnings: list[str] = field(default_factory=list)
+    device_energy: DeviceEnergy | None = None   # from a power source on the device (same clock)
     # device clock - host clock, and its bound: windows are on the device's clock (0, 0 when local)
     clock_offset_ns: int = 0
     clock_uncertainty_ns: int = 0
@@ -43,11 +46,13 @@ class Session(ABC):
     def info(self) -> dict:
         """Facts about the device: CPU model, cores, governor, runtimes and their versions."""
 
-    def stage(self, artifact: Artifact) -> None:
-        """Make the artifact and its evaluation data available on the device (a no-op when local)."""
+    def stage(self, artifact: Artifact) -> dict:
+        """The artifact as the device sees it (`Artifact.to_dict()` with the device's paths), after
+        copying its files and evaluation data there. Local devices use the files where they are."""
+        return artifact.to_dict()
 
     @abstractmethod
-    def run(self, job: Job, artifact: Artifact, protocol: ProtocolSettings, backend_options: dict,
+    def run(self, job: Job, staged: dict, protocol: MeasurementProtocol, backend_options: dict,
             on_progress: ProgressCallback) -> Measurement:
         """Accuracy pass over the whole evaluation set, then the timed windows. Raises JobError
         (or SkipJob for a job this device cannot run by design)."""

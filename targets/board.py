@@ -12,29 +12,23 @@ are staged by sha256, and every job runs in a fresh agent on the board. Timing h
 
 from __future__ import annotations
 
-import base64
 import os
 import tempfile
 from dataclasses import asdict
-import time
 from pathlib import Path
 
-import numpy as np
-
-from harness.errors import ConfigError, JobError
-from harness.plan import Artifact, Job
-from harness.protocol import ProtocolSettings
-from harness.tomlconf import Table
+from harness.core.config import Table
+from harness.core.errors import ConfigError, JobError
+from harness.core.jobs import Artifact, Job
+from harness.core.measurement import MeasurementProtocol
 from power.registry import ON_DEVICE
-from targets.agent_client import AgentProcess
+from targets.agent_driver import AgentProcess, ClockMap, drive_job, job_request, measurement
 from targets.base import Measurement, ProgressCallback, Session, Target
 from targets.bundle import build_bundle, bundle_name
 from targets.smoke import CHECKS as SMOKE_CHECKS
-from targets.cpu import HELLO_TIMEOUT_S, drive_job, job_request, measurement_from_result
 from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager
 
 MIN_PYTHON = (3, 8)
-CLOCK_PINGS = 16
 
 
 def ssh_settings(table: Table) -> SshSettings:
@@ -47,29 +41,6 @@ def ssh_settings(table: Table) -> SshSettings:
         known_hosts=table.take("known_hosts", str, None),
         strict_host_key_checking=table.take("strict_host_key_checking", str, "yes", choices=STRICTNESS),
     )
-
-
-class ClockMap:
-    """board_ns - offset_ns = host_ns, from the ping with the shortest round trip (NTP's rule: its
-    midpoint is the best estimate, half its round trip the bound on the error)."""
-
-    def __init__(self, offset_ns: int, uncertainty_ns: int):
-        self.offset_ns, self.uncertainty_ns = offset_ns, uncertainty_ns
-
-    @classmethod
-    def measure(cls, client, pings: int = CLOCK_PINGS) -> ClockMap:
-        best = None
-        for _ in range(pings):
-            sent = time.monotonic_ns()
-            client.send({"type": "clock"})
-            reply = next(client.messages(HELLO_TIMEOUT_S))
-            received = time.monotonic_ns()
-            if reply.get("type") != "clock":
-                raise JobError(f"agent answered a clock ping with {reply.get('type')!r}")
-            rtt = received - sent
-            if best is None or rtt < best[0]:
-                best = (rtt, reply["t_ns"] - (sent + received) // 2)
-        return cls(offset_ns=best[1], uncertainty_ns=best[0] // 2)
 
 
 class BoardSession(Session):
@@ -134,16 +105,21 @@ class BoardSession(Session):
     def info(self) -> dict:
         if self._facts is None:
             with self.start_agent() as agent:
-                self._facts = agent.client.hello(HELLO_TIMEOUT_S)
+                self._facts = agent.client.hello()
             self._facts["transport"] = {"kind": "ssh", "host": self.link.settings.host,
                                         "agent": Path(self._agent_path).name}
         return self._facts
 
-    def _staged_artifact(self, artifact: Artifact) -> dict:
+    def stage(self, artifact: Artifact) -> dict:
         """The artifact as the board sees it: every file path replaced by its staged copy."""
         local = [Path(p) for p in artifact.files.values()] + [Path(artifact.eval_data)]
         local += [Path(s["onnx"]) for s in artifact.stages]
-        remote = self.stager.ensure(local, self._paired_names(artifact))
+        try:
+            remote = self.stager.ensure(local, self._paired_names(artifact))
+        except ConfigError as exc:
+            # the board was reachable when the run started: a rebooting board or a dropped link fails
+            # this job only; the next one reconnects
+            raise JobError(f"lost the board: {exc}") from None
         staged = artifact.to_dict()
         staged["files"] = {k: remote[Path(v)] for k, v in artifact.files.items()}
         staged["eval_data"] = remote[Path(artifact.eval_data)]
@@ -159,24 +135,14 @@ class BoardSession(Session):
         stem = f"{self.stager.sha256(bit)[:16]}{self.stager.sha256(hwh)[:8]}-{bit.stem}"
         return {bit: f"{stem}.bit", hwh: f"{stem}.hwh"}
 
-    def run(self, job: Job, artifact: Artifact, protocol: ProtocolSettings, backend_options: dict,
+    def run(self, job: Job, staged: dict, protocol: MeasurementProtocol, backend_options: dict,
             on_progress: ProgressCallback) -> Measurement:
-        request = job_request(job, artifact, protocol, backend_options, latency_out=None)
-        try:
-            request["artifact"] = self._staged_artifact(artifact)
-        except ConfigError as exc:
-            # the board was reachable when the run started: a rebooting board or a dropped link fails
-            # this job only; the next one reconnects
-            raise JobError(f"lost the board: {exc}") from None
-        request["power"] = self._power
+        request = job_request(job, staged, protocol, backend_options, power=self._power)
         with self.start_agent(job) as agent:
-            agent.client.hello(HELLO_TIMEOUT_S)
+            agent.client.hello()
             clock = ClockMap.measure(agent.client)
             result = drive_job(agent.client, request, self.spec.job_timeout_s, on_progress)
-        latency = np.frombuffer(base64.b64decode(result["latency_ns_b64"]), dtype="<i8").astype(np.int64)
-        measurement = measurement_from_result(result, latency)
-        measurement.clock_offset_ns, measurement.clock_uncertainty_ns = clock.offset_ns, clock.uncertainty_ns
-        return measurement
+        return measurement(result, clock)
 
     def close(self) -> None:
         self.link.close()

@@ -1,5 +1,8 @@
 """The agent as one file a board can run: a zipapp of the board-side modules, named by its content hash.
 
+What it ships is computed, not listed: the import closure (imports inside functions included) of the
+agent's loop and of every module the host may name to it by import reference (the backends, the
+board-side power sources), restricted to this project's files.
 Deterministic (sorted entries, fixed timestamps): the same code gives the same bytes and the same name,
 so a board that already has it is not sent it again.
 """
@@ -9,34 +12,45 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from functools import lru_cache
+from modulefinder import ModuleFinder
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# Everything the agent may import on a board: the standard library, numpy and the runtime it drives.
-AGENT_FILES = (
-    "harness/__init__.py", "harness/protocol.py", "harness/errors.py",
-    "targets/__init__.py", "targets/agent.py", "targets/staged.py", "targets/board_facts.py",
-    "targets/backends/__init__.py", "targets/backends/base.py", "targets/backends/ort_backend.py",
-    "targets/backends/litert_backend.py", "targets/backends/torch_backend.py",
-    "targets/backends/finn_backend.py", "targets/backends/qonnx_backend.py",
-    "targets/backends/tensorrt_backend.py", "targets/backends/dpu_backend.py",
-    "targets/fpga/__init__.py", "targets/fpga/packing.py",
-    "targets/smoke/__init__.py", "targets/smoke/add.onnx", "targets/smoke/add.tflite",
-    "workloads/__init__.py", "workloads/models.py",   # the torch backend rebuilds reference models
-    "power/__init__.py", "power/rails.py", "power/tegrastats.py", "power/ina3221.py", "power/rpi_pmic.py",
-    "power/pynq_pmbus.py",
-    "power/polling.py", "power/hwmon.py", "power/rapl.py", "power/source.py", "power/trace.py",
-    "power/monitor.py", "power/registry.py", "power/energy.py",   # board-side sources run in the agent
-)
-MAIN = "import sys\nfrom targets.agent import main\nsys.exit(main())\n"
+PACKAGES = ("harness", "targets", "workloads", "power", "reports")
+AGENT_MAIN = "targets.agent.loop"
+# Files the agent reads as data (pkgutil.get_data), not as modules.
+DATA_FILES = ("targets/smoke/add.onnx", "targets/smoke/add.tflite")
+MAIN = "import sys\nfrom targets.agent.loop import main\nsys.exit(main())\n"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+def referenced_modules() -> list[str]:
+    """Modules the host names to the agent by import reference ("module:attribute")."""
+    from power.registry import board_side_refs
+    from targets.backends import BACKENDS
+
+    modules = {ref.partition(":")[0] for ref in (*BACKENDS.values(), *board_side_refs())}
+    return sorted(m for m in modules if m.split(".")[0] in PACKAGES)
+
+
+@lru_cache(maxsize=1)
+def agent_files() -> tuple[str, ...]:
+    """The project's files in the agent's import closure, as paths relative to the project root."""
+    finder = ModuleFinder(path=[str(ROOT)])  # only this project's files: the rest is the board's own
+    for module in (AGENT_MAIN, *referenced_modules()):
+        finder.import_hook(module, fromlist=["*"])
+    files = set(DATA_FILES)
+    for module in finder.modules.values():
+        if module.__file__ and module.__name__.split(".")[0] in PACKAGES:
+            files.add(Path(module.__file__).resolve().relative_to(ROOT).as_posix())
+    return tuple(sorted(files))
 
 
 def build_bundle() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        entries = [(name, (ROOT / name).read_bytes()) for name in AGENT_FILES]
+        entries = [(name, (ROOT / name).read_bytes()) for name in agent_files()]
         entries.append(("__main__.py", MAIN.encode()))
         for name, data in sorted(entries):
             info = zipfile.ZipInfo(name, FIXED_TIME)

@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import ConfigError, JobError
-from workloads.cache import file_sha256
+from harness.core.errors import ConfigError, JobError
+from harness.core.hashing import file_sha256
 
 CONNECT_TIMEOUT_S = 10
 STRICTNESS = ("yes", "accept-new")

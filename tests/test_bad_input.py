@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from conftest import tiny_workload_toml, write
 
-from harness.cli import main
+from harness.app.cli import main
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from targets.backends.finn_backend import FinnBackend
-from targets.board_facts import BoardIO, jetson_facts, parse_nvpmodel, parse_throttled, rpi_facts
+from targets.agent.board_facts import BoardIO, jetson_facts, parse_nvpmodel, parse_throttled, rpi_facts
 from targets.fpga.packing import pack_innermost, unpack_innermost
 
 
@@ -180,7 +180,7 @@ def test_agent_bundle_is_deterministic_and_self_contained(tmp_path):
     assert first == second and bundle_name(first) == bundle_name(second)
     path = tmp_path / bundle_name(first)
     path.write_bytes(first)
-    assert "targets/agent.py" in zipfile.ZipFile(path).namelist()
+    assert "targets/agent/loop.py" in zipfile.ZipFile(path).namelist()
     # run from an empty directory with no PYTHONPATH: everything the agent imports is inside
     done = subprocess.run([sys.executable, "-I", str(path), "--board", "rpi", "--smoke",
                            "onnxruntime,litert,tflite-runtime,tensorrt"], input=b"", cwd=tmp_path,
@@ -270,7 +270,7 @@ def test_dpu_backend_quantizes_at_the_fix_point_and_runs_the_vart_runner():
     ('host = "pi"\npin_cpus = "2;reboot"', "a CPU list as taskset takes it"),
 ])
 def test_board_target_files_name_the_bad_key(tmp_path, text, message):
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
     from targets.rpi import RpiTarget
     from targets.spec import find_target
 
@@ -286,10 +286,11 @@ def test_clock_map_finds_a_boards_offset_within_its_uncertainty():
     bounds the error, and board windows land on the host's clock."""
     import time
 
-    from harness.protocol import Window
-    from harness.rows import add_energy
+    from harness.core.measurement import Window
+    from harness.app.rows import add_energy
     from targets.base import Measurement
-    from targets.board import ClockMap
+    from targets.agent.wire import ClockReply
+    from targets.agent_driver import ClockMap
 
     ahead_ns = 5_000_000_000
 
@@ -304,7 +305,7 @@ def test_clock_map_finds_a_boards_offset_within_its_uncertainty():
             time.sleep(next(self.delays) / 2)
             t = time.monotonic_ns() + ahead_ns
             time.sleep(0.0002)
-            yield {"type": "clock", "t_ns": t}
+            yield ClockReply(t)
 
     clock = ClockMap.measure(Board(), pings=6)
     assert abs(clock.offset_ns - ahead_ns) <= clock.uncertainty_ns
@@ -322,7 +323,7 @@ def test_clock_map_finds_a_boards_offset_within_its_uncertainty():
     m = Measurement(1.0, 1, 1, np.zeros(10, np.int64), board_windows, 0, 0.0, 1.0, {},
                     clock_offset_ns=clock.offset_ns, clock_uncertainty_ns=clock.uncertainty_ns)
     monitor, row = Monitor(), {}
-    from harness.plan import Job
+    from harness.core.jobs import Job
     add_energy(row, monitor, Job("w", "v", "baseline", "fp32", "rpi", "onnxruntime", 1, 1), m, Store())
     assert abs(monitor.windows[0].start_ns - 1_000) <= clock.uncertainty_ns  # on the host's clock now
     assert "clock mapping uncertain" not in row.get("warnings", "")

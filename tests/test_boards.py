@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_workload_toml, write
-from harness.cli import main
+from harness.app.cli import main
 from sshd import SSHD, start_board
 
 EMULATED_METER = "emulated-ina219:idle_s=0.5"  # a labelled emulation, read on the host

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.protocol import Window
-from harness.results import COLUMNS, RunStore
-from harness.stats import summarize
+from harness.core.measurement import Window
+from harness.core.rundir import COLUMNS, RunStore
+from harness.core.stats import summarize
 from reports.compare import compare_runs, latency_verdict, write_comparison
 
 
@@ -53,7 +53,7 @@ def test_compare_runs_joins_jobs_and_flags_regressions(tmp_path):
 
 
 def test_compare_cli_fails_on_regression_when_asked(tmp_path, capsys):
-    from harness.cli import main
+    from harness.app.cli import main
 
     base = fake_run(tmp_path / "runs" / "a", 1.0, 0.95, seed=1)
     same = fake_run(tmp_path / "runs" / "b", 1.0, 0.95, seed=3)

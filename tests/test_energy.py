@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.protocol import Window
+from harness.core.measurement import Window
 from power.emulators.profile import steps_and_ramps
 from power.energy import job_energy, min_window_s, window_energy_j
-from power.trace import PowerTrace, TraceSlice
+from harness.core.traces import TraceSlice
+from power.trace import PowerTrace
 
 S = 1_000_000_000
 

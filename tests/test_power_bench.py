@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from harness.cli import main
-from power.trace import TraceSlice
+from harness.app.cli import main
+from harness.core.traces import TraceSlice
 
 
 def rows_of(runs: Path) -> tuple[Path, list[dict]]:

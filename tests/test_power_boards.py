@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from power.hwmon import HwmonSource
 from power.ina3221 import Ina3221Source, read_rails
 from power.rapl import RaplSource, energy_delta_uj
@@ -116,7 +116,7 @@ def test_missing_tegrastats_is_a_clear_error(tmp_path):
 def test_pynq_pmbus_sums_the_chosen_rails_through_pynqs_sensor_api():
     from types import SimpleNamespace
 
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
     from power.pynq_pmbus import PynqPmbusSource
 
     def rail(watts):

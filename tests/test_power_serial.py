@@ -9,8 +9,8 @@ import time
 import pytest
 import serial
 
-from harness.errors import ConfigError
-from harness.protocol import Window
+from harness.core.errors import ConfigError
+from harness.core.measurement import Window
 from power.emulators.base import Faults
 from power.emulators.ina219 import Ina219Emulator
 from power.emulators.rdtech import RdtechEmulator

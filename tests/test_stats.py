@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from harness.protocol import Window
-from harness.stats import ValidityRules, latency_summary_ms, summarize
+from harness.core.measurement import Window
+from harness.core.stats import ValidityRules, latency_summary_ms, summarize
 
 
 def windows(n: int, seconds: float, iterations: int) -> list[Window]:

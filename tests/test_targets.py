@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import write
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from targets.registry import adapters, load_adapter
 from targets.spec import find_target
 
@@ -54,21 +54,23 @@ def test_the_agent_stops_mid_job_when_its_host_goes_away(tiny_files, tmp_path):
     (on a board it would load the CPU under the next run)."""
     import time
 
-    from harness.plan import Job
-    from harness.protocol import ProtocolSettings
-    from targets.cpu import HELLO_TIMEOUT_S, LocalAgent, job_request
+    from harness.core.jobs import Job
+    from harness.core.measurement import MeasurementProtocol
+    from targets.agent.wire import Progress
+    from targets.agent_driver import job_request
+    from targets.cpu import LocalAgent
     from workloads.build import build_base, build_variants
     from workloads.spec import load_workload
 
     base = build_base(load_workload(tiny_files["workload"]))
     artifact = build_variants(base)["fp32"]
     job = Job("tiny-digits", "fp32", "baseline", "fp32", "cpu", "onnxruntime", 1, 1)
-    long_protocol = ProtocolSettings(warmup_min_iterations=1, warmup_min_s=0.0, n_windows=5, window_min_s=10.0,
+    long_protocol = MeasurementProtocol(warmup_min_iterations=1, warmup_min_s=0.0, n_windows=5, window_min_s=10.0,
                                      window_min_iterations=1)
     with LocalAgent(1) as agent:
-        agent.client.hello(HELLO_TIMEOUT_S)
-        agent.client.send(job_request(job, artifact, long_protocol, {}, str(tmp_path / "lat.npy")))
-        phases = (m["phase"] for m in agent.client.messages(60) if m.get("type") == "progress")
+        agent.client.hello()
+        agent.client.send(job_request(job, artifact.to_dict(), long_protocol, {}, str(tmp_path / "lat.npy")))
+        phases = (m.phase for m in agent.client.messages(60) if isinstance(m, Progress))
         while next(phases) != "warmup":  # the job is now in its 50 s of timing
             pass
         agent.process.stdin.close()

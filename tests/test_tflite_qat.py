@@ -12,7 +12,7 @@ import pytest
 from onnx import numpy_helper
 
 from conftest import tiny_workload_toml, write
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from targets.backends.base import Unsupported
 from targets.backends.litert_backend import LiteRtBackend, TfliteRuntimeBackend
 from workloads.build import build_base, build_variants
@@ -114,7 +114,7 @@ def test_qat_onnx_artifact_is_the_qonnx_functions_twin(built):
 
 def test_litert_jobs_run_through_the_agent_and_other_formats_are_skipped(built, workload_file, tiny_files,
                                                                            tmp_path):
-    from harness.cli import main
+    from harness.app.cli import main
 
     suite = tiny_files["suite"]
     suite.write_text(suite.read_text().replace(str(tiny_files["workload"]), str(workload_file))

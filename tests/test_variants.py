@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from conftest import tiny_workload_toml, write
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from workloads.build import build_base, build_variants
 from workloads.spec import load_workload
 
@@ -171,7 +171,7 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
     """Threshold 0: every sample leaves at the exit (stage 2 never runs); 1: none does (the worst case)."""
     import csv
 
-    from harness.cli import main
+    from harness.app.cli import main
 
     workload = write(tmp_path / "ee.toml", tiny_workload_toml(name="tiny-exit", epochs=4, width=8) + EXITS)
     suite = tiny_files["suite"]
@@ -196,7 +196,7 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
 def test_staged_runtime_counts_exits_and_runs_stage_two_only_when_needed():
     import numpy as np
 
-    from targets.staged import EarlyExitModel
+    from targets.agent.early_exit import EarlyExitModel
 
     class Stage:
         def __init__(self, outputs):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import onnx
 
-from harness.errors import ConfigError
-from harness.plan import Artifact
-from workloads.cache import cached_dir, content_hash
+from harness.core.errors import ConfigError
+from harness.core.jobs import Artifact
+from harness.core.hashing import content_hash
+from workloads.cache import cached_dir
 from workloads.costs import model_cost, signature
 from workloads.datasets import PreparedData, prepare, prepare_user_eval
 from workloads.spec import WorkloadSpec
@@ -57,6 +58,10 @@ class BaseModel:
             torch_model, accuracy = meta.get("torch_model"), meta.get("host_accuracy")
         if torch_model is None:
             files.pop("torch_state", None)
+        else:
+            from workloads.models import device_spec  # torch is imported only where a model has one
+
+            torch_model, files["torch_code"] = device_spec(torch_model)
         if "onnx" in files:
             cost = model_cost(Path(files["onnx"]), self.data.input_shape)
         else:  # another format of the base network (.tflite): the base's counts, the file's own size

@@ -6,8 +6,6 @@ directory and renamed into place, so an interrupted build never leaves a half en
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -24,20 +22,6 @@ def cache_root() -> Path:
     if (PROJECT_ROOT / "pyproject.toml").exists() and os.access(PROJECT_ROOT, os.W_OK):
         return PROJECT_ROOT / ".cache"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgebench"
-
-
-def content_hash(obj) -> str:
-    """A short sha256 of a JSON-serialisable description (keys sorted, so order never matters)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> tuple[Path, bool]:

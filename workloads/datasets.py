@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import ConfigError
-from workloads.cache import cached_dir, content_hash
+from harness.core.errors import ConfigError
+from harness.core.hashing import content_hash
+from workloads.cache import cached_dir
 
 # Bump when preparation changes, so cached splits are rebuilt.
 PREPARE_VERSION = 1

@@ -10,7 +10,7 @@ import inspect
 import torch
 from torch import nn
 
-from harness.errors import unknown_name
+from harness.core.errors import unknown_name
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -111,6 +111,14 @@ def build_model(arch: str, in_channels: int, n_classes: int, params: dict | None
         accepted = [p for p in inspect.signature(cls).parameters if p not in ("in_channels", "n_classes")]
         raise unknown_name(f"parameter for {arch} ({exc})", next(iter(params or {}), ""), accepted,
                            where) from None
+
+
+def device_spec(spec: dict) -> tuple[dict, str]:
+    """How a device rebuilds the model for eager PyTorch: the class's name and keyword arguments, and the
+    file that defines it (it travels with the artifact, so the torch backend knows no model by name)."""
+    cls = ARCHS[spec["arch"]][0]
+    kwargs = {"in_channels": spec["in_channels"], "n_classes": spec["n_classes"], **(spec.get("params") or {})}
+    return {"class": cls.__qualname__, "kwargs": kwargs}, inspect.getsourcefile(cls)
 
 
 def definition_source(arch: str) -> str:

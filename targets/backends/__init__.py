@@ -3,8 +3,6 @@
 Stays on the standard library and Python 3.8 syntax: the agent imports it on boards.
 """
 
-import importlib
-
 BACKENDS = {
     "onnxruntime": "targets.backends.ort_backend:OrtBackend",
     "torch": "targets.backends.torch_backend:TorchBackend",
@@ -17,6 +15,6 @@ BACKENDS = {
 }
 
 
-def load_backend_class(name):
-    module_name, _, class_name = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+def backend_ref(name):
+    """The backend's import reference ("module:Class"), which the agent loads."""
+    return BACKENDS[name]

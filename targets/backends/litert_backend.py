@@ -8,9 +8,9 @@ set the input, invoke, read the output.
 
 from __future__ import annotations
 
-
 import numpy as np
 
+from harness.core.quantization import dequantize, quantize
 from targets.backends.base import Backend, require_runtime
 
 
@@ -33,18 +33,7 @@ class LiteRtBackend(Backend):
         self._version = _package_version(self.PACKAGE)
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
-        dtype = self._input["dtype"]
-        if np.issubdtype(dtype, np.floating):
-            return np.ascontiguousarray(x, dtype=dtype)
-        scale, zero_point = self._input["quantization"]
-        info = np.iinfo(dtype)
-        return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
-
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        scale, zero_point = self._output["quantization"]
-        if np.issubdtype(y.dtype, np.floating) or scale == 0:
-            return y
-        return (y.astype(np.float32) - zero_point) * scale
+        return quantize(x, self._input["dtype"], *self._input["quantization"])
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         self.interpreter.set_tensor(self._input["index"], x)
@@ -52,7 +41,7 @@ class LiteRtBackend(Backend):
         return self.interpreter.get_tensor(self._output["index"])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self._dequantize(self._invoke(self._quantize(x)))
+        return dequantize(self._invoke(self._quantize(x)), *self._output["quantization"])
 
     def runner(self, x: np.ndarray):
         return self._invoke, (self._quantize(x),)

@@ -1,9 +1,11 @@
-"""PyTorch eager: the reference model rebuilt from its definition and its saved weights."""
+"""PyTorch eager: the model rebuilt from its class (defined in a source file that travels with the
+artifact) and its saved weights (loaded with weights_only=True)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from harness.core.plugins import load_source_file
 from targets.backends.base import Backend, Unsupported, require_runtime
 
 
@@ -25,15 +27,13 @@ class TorchBackend(Backend):
                               "(torch {}, built for CUDA {})".format(torch.__version__, torch.version.cuda))
         self.copy_times = {}
         spec = artifact.get("torch_model")
-        state = artifact["files"].get("torch_state")
-        if spec is None or state is None:
+        state, code = artifact["files"].get("torch_state"), artifact["files"].get("torch_code")
+        if spec is None or state is None or code is None:
             raise Unsupported("torch eager runs edgebench's PyTorch reference models; this artifact "
                               "is " + ", ".join(artifact["files"]) + " only")
-        from workloads.models import build_model
-
         torch.set_num_threads(self.threads)
         torch.set_grad_enabled(False)  # this process only runs inference
-        model = build_model(spec["arch"], spec["in_channels"], spec["n_classes"], spec["params"])
+        model = getattr(load_source_file(code), spec["class"])(**spec["kwargs"])
         model.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
         self.model = model.eval().to(self.device)
         self._torch = torch

@@ -59,16 +59,3 @@ def unpack_innermost(packed, bits, n, kind="uint", reverse_inner=True, reverse_e
     elif kind == "int":
         values = np.where(values >= 1 << (bits - 1), values - (1 << bits), values)
     return values.astype(np.float32)
-
-
-def parse_datatype(name):
-    """FINN DataType names: UINT8, INT4, BIPOLAR, BINARY -> (bits, kind)."""
-    name = name.upper()
-    if name == "BIPOLAR":
-        return 1, "bipolar"
-    if name == "BINARY":
-        return 1, "uint"
-    for prefix, kind in (("UINT", "uint"), ("INT", "int")):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return int(name[len(prefix):]), kind
-    raise ValueError("unknown FINN datatype {!r}; accepted: UINTn, INTn, BIPOLAR, BINARY".format(name))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.plan import Artifact
-from harness.tomlconf import Table
+from harness.core.jobs import Artifact
+from harness.core.config import Table
 
 
 def parse(table: Table) -> dict:

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.errors import ConfigError, unknown_name
-from harness.plan import Artifact
-from harness.tomlconf import Table
+from harness.core.errors import ConfigError, unknown_name
+from harness.core.jobs import Artifact
+from harness.core.config import Table
 from workloads.models import ARCHS
-from workloads.variants.source import family_source
+from workloads.variants.fingerprint import family_code
 
 
 def parse(table: Table) -> dict:
@@ -168,5 +168,5 @@ def build(base, variant) -> Artifact:
                 "torch_model": {"arch": params["student_arch"], "in_channels": spec["in_channels"],
                                 "n_classes": spec["n_classes"], "params": params["student_params"]}}
 
-    folder = base.build_variant(variant, make, family_source("distill"))
+    folder = base.build_variant(variant, make, family_code("distill"))
     return base.artifact(variant.name, "distill", variant.precision, folder, params)

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.errors import ConfigError
-from harness.plan import Artifact
-from harness.tomlconf import Table
-from workloads.variants.source import family_source
+from harness.core.errors import ConfigError
+from harness.core.jobs import Artifact
+from harness.core.config import Table
+from workloads.variants.fingerprint import family_code
 
 CRITERIA = ("confidence", "entropy")
 
@@ -134,7 +134,7 @@ def build(base, variant) -> Artifact:
         export_onnx(joint.stage2, features, tmp / "stage2.onnx")
         return {"feature_shape": list(features.shape[1:])}
 
-    folder = base.build_variant(replace(variant, params=shared), make, family_source("early_exit"))
+    folder = base.build_variant(replace(variant, params=shared), make, family_code("early_exit"))
     meta = json.loads((folder / "meta.json").read_text())
     stage_paths = [folder / "stage1.onnx", folder / "stage2.onnx"]
     costs = [model_cost(stage_paths[0], base.data.input_shape),

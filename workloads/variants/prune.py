@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.errors import ConfigError
-from harness.plan import Artifact
-from harness.tomlconf import Table
-from workloads.variants.source import family_source
+from harness.core.errors import ConfigError
+from harness.core.jobs import Artifact
+from harness.core.config import Table
+from workloads.variants.fingerprint import family_code
 
 METHODS = ("magnitude", "channel")
 
@@ -105,5 +105,5 @@ def build(base, variant) -> Artifact:
             meta["torch_model"] = base.torch_model
         return meta
 
-    folder = base.build_variant(variant, make, family_source("prune"))
+    folder = base.build_variant(variant, make, family_code("prune"))
     return base.artifact(variant.name, "prune", variant.precision, folder, params)

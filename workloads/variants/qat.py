@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.plan import Artifact
-from harness.tomlconf import Table
+from harness.core.errors import ConfigError
+from harness.core.jobs import Artifact
+from harness.core.config import Table
 from workloads.quiet import native_output_captured
-from workloads.variants.source import family_source
+from workloads.variants.fingerprint import family_code
 
 # QONNX reference vs. the onnxruntime artifact: share of samples whose predicted class must agree
 # (the two round ties differently, so an exact match is not expected).
@@ -194,6 +194,6 @@ def build(base, variant) -> Artifact:
                 "qat_accuracy": accuracy(model, x_eval, y_eval),  # brevitas in PyTorch
                 "qonnx_agreement": agreement}
 
-    folder = base.build_variant(variant, make, family_source("qat"))
+    folder = base.build_variant(variant, make, family_code("qat"))
     return base.artifact(variant.name, "qat", variant.precision, folder, params, same_macs_as_base=True,
                          backend_options={"onnxruntime": {"qdq_fusion": False}})

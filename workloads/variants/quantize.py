@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.plan import Artifact
-from harness.tomlconf import Table
-from workloads.variants.source import family_source
+from harness.core.errors import ConfigError
+from harness.core.jobs import Artifact
+from harness.core.config import Table
+from workloads.variants.fingerprint import family_code
 
 SCHEMES = ("ort-static", "ort-dynamic", "fp16")
 QUANT_TYPES = ("uint8", "int8")
@@ -138,6 +138,6 @@ def build(base, variant) -> Artifact:
         x, y = base.data.load_eval()
         return {"host_accuracy": host_accuracy(out, x, y)}
 
-    folder = base.build_variant(variant, make, family_source("quantize"))
+    folder = base.build_variant(variant, make, family_code("quantize"))
     # the same multiply-accumulates at a lower precision (onnx-tool cannot profile every quantized graph)
     return base.artifact(variant.name, "quantize", variant.precision, folder, params, same_macs_as_base=True)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.plan import Artifact
-from harness.tomlconf import Table
+from harness.core.errors import ConfigError
+from harness.core.jobs import Artifact
+from harness.core.config import Table
 from workloads.quiet import ConverterError, native_output_captured
-from workloads.variants.source import family_source
+from harness.core.quantization import dequantize, quantize
+from workloads.variants.fingerprint import family_code
 
 QUANTIZATIONS = ("none", "int8")
 
@@ -68,12 +69,19 @@ def _int8(litert_torch, model, sample, calibration: np.ndarray):
 
 
 def host_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy of the .tflite on the host, through the same backend the device runs."""
-    from targets.backends.litert_backend import LiteRtBackend
+    """Accuracy of the .tflite on the host, in LiteRT with the input and output quantization the
+    device's backend applies."""
+    from ai_edge_litert.interpreter import Interpreter
 
-    backend = LiteRtBackend(1, {})
-    backend.load({"files": {"tflite": str(path)}})
-    hits = sum(int(backend.predict(x[i:i + 1]).argmax() == y[i]) for i in range(len(x)))
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    source, sink = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    hits = 0
+    for i in range(len(x)):
+        interpreter.set_tensor(source["index"], quantize(x[i:i + 1], source["dtype"], *source["quantization"]))
+        interpreter.invoke()
+        logits = dequantize(interpreter.get_tensor(sink["index"]), *sink["quantization"])
+        hits += int(logits.argmax() == y[i])
     return hits / len(x)
 
 
@@ -98,5 +106,5 @@ def build(base, variant) -> Artifact:
             converted.export(str(tmp / "model.tflite"))
         return {"host_accuracy": host_accuracy(tmp / "model.tflite", x_eval, y_eval)}
 
-    folder = base.build_variant(variant, make, family_source("tflite"))
+    folder = base.build_variant(variant, make, family_code("tflite"))
     return base.artifact(variant.name, "tflite", variant.precision, folder, params, same_macs_as_base=True)

@@ -16,7 +16,7 @@ clock_ns = time.monotonic_ns
 
 
 @dataclass
-class ProtocolSettings:
+class MeasurementProtocol:
     """How long to warm up and how long each timed window runs. Warm-up and each window stop only when
     BOTH their minimum duration and their minimum iteration count are met (MLPerf LoadGen's rule)."""
 
@@ -51,7 +51,7 @@ class TimedRun:
     warmup_s: float = 0.0
 
 
-def run_protocol(call: Callable[..., object], args: tuple, settings: ProtocolSettings,
+def run_windows(call: Callable[..., object], args: tuple, settings: MeasurementProtocol,
                  on_window: Callable[[int, int], None] | None = None) -> TimedRun:
     """Warm up, then time `settings.n_windows` windows of `call(*args)`.
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.errors import EdgebenchError
+from harness.core.errors import EdgebenchError
 
 
 def _bench(args) -> int:
-    from harness.progress import make_reporter, summary_table
-    from harness.runner import Bench, BenchRequest
+    from harness.app.progress import make_reporter, summary_table
+    from harness.app.runner import Bench, BenchRequest
 
     reporter = make_reporter(args.quiet)
     with reporter:
@@ -58,7 +58,7 @@ def _compare(args) -> int:
 
 
 def _list(args) -> int:
-    from harness.suite import suite_files
+    from harness.app.suite import suite_files
     from targets.registry import adapters
     from targets.spec import target_files
     from workloads.spec import workload_files

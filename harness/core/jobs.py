@@ -27,7 +27,7 @@ class Artifact:
     model_bytes: int
     params: int
     macs: int
-    torch_model: dict | None = None   # {"arch", "in_channels", "n_classes", "params"} for eager PyTorch
+    torch_model: dict | None = None   # eager PyTorch: {"class", "kwargs"}, defined in files["torch_code"]
     variant_params: dict = field(default_factory=dict)
     stages: list[dict] = field(default_factory=list)
     host_accuracy: float | None = None

@@ -6,5 +6,5 @@ import importlib
 import inspect
 
 
-def family_source(name: str) -> str:
+def family_code(name: str) -> str:
     return inspect.getsource(importlib.import_module(f"workloads.variants.{name}"))

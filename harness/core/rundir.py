@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import ConfigError
-from harness.plan import KEY_COLUMNS
-from harness.protocol import Window
+from harness.core.errors import ConfigError
+from harness.core.jobs import KEY_COLUMNS
+from harness.core.measurement import Window
 
 KEY = list(KEY_COLUMNS)
 COLUMNS = [

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.protocol import Window
+from harness.core.measurement import Window
 
 PERCENTILES = (50, 90, 95, 99)
 

@@ -6,11 +6,11 @@ import base64
 import json
 from dataclasses import asdict
 
-from harness.environment import utc_now
-from harness.plan import Artifact, Job
-from harness.protocol import Window
-from harness.results import RunStore
-from harness.stats import ValidityRules, summarize
+from harness.core.environment import utc_now
+from harness.core.jobs import Artifact, Job
+from harness.core.measurement import Window
+from harness.core.rundir import RunStore
+from harness.core.stats import ValidityRules, summarize
 from targets.base import Measurement
 
 # Above this share of a window, the device-to-host clock mapping's error is worth a warning.
@@ -27,15 +27,25 @@ def job_row(run_id: str, job: Job, artifact: Artifact | None) -> dict:
     return row
 
 
-def baseline_accuracy(rows: list[dict], job: Job) -> float | None:
-    """The fp32 baseline's accuracy for the same workload and target: on the same backend (same settings
-    first), else on another backend (a .tflite variant's baseline is the ONNX model it was converted
-    from, which LiteRT cannot run)."""
-    candidates = [r for r in rows if r["status"] == "ok" and r["family"] == "baseline"
-                  and r["workload"] == job.workload and r["target"] == job.target]
-    candidates.sort(key=lambda r: (r["backend"] != job.backend, r["threads"] != str(job.threads),
-                                   r["batch_size"] != str(job.batch_size)))
-    return float(candidates[0]["accuracy"]) if candidates else None
+class BaselineAccuracies:
+    """Each fp32 baseline's measured accuracy in this run, kept in memory (a resumed run is seeded from
+    its finished rows), so every other variant's accuracy delta finds its reference whatever the order."""
+
+    def __init__(self, rows: list[dict] = ()):
+        self._rows = [dict(r) for r in rows if r["status"] == "ok" and r["family"] == "baseline"]
+
+    def add(self, row: dict) -> None:
+        if row["status"] == "ok" and row["family"] == "baseline":
+            self._rows.append(row)
+
+    def reference(self, job: Job) -> float | None:
+        """The baseline's accuracy for the same workload and target: on the same backend (same settings
+        first), else on another backend (a .tflite variant's baseline is the ONNX model it was converted
+        from, which LiteRT cannot run)."""
+        candidates = [r for r in self._rows if r["workload"] == job.workload and r["target"] == job.target]
+        candidates.sort(key=lambda r: (r["backend"] != job.backend, str(r["threads"]) != str(job.threads),
+                                       str(r["batch_size"]) != str(job.batch_size)))
+        return float(candidates[0]["accuracy"]) if candidates else None
 
 
 def expected_macs(stage_macs: list, exit_rate: float) -> float | None:
@@ -45,7 +55,8 @@ def expected_macs(stage_macs: list, exit_rate: float) -> float | None:
     return exit_rate * stage_macs[0] + (1 - exit_rate) * sum(stage_macs)
 
 
-def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact: Artifact) -> dict:
+def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact: Artifact,
+                 baselines: BaselineAccuracies) -> dict:
     summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules())
     row.update(summary)
     row.update(status="ok", accuracy=m.accuracy, n_eval=m.n_eval, warmup_iterations=m.warmup_iterations,
@@ -55,12 +66,12 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
                h2d_ms=m.backend_info.get("h2d_ms"), d2h_ms=m.backend_info.get("d2h_ms"),
                backend_info=json.dumps(m.backend_info, sort_keys=True),
                raw_latency_file=store.save_latency(job.job_id, m.latency_ns, m.windows))
-    if "exit_rate" in m.extra:
-        row["exit_rate"] = m.extra["exit_rate"]
-        row["expected_macs"] = expected_macs([s["macs"] for s in artifact.stages], m.extra["exit_rate"])
-    if m.extra.get("warnings"):
-        row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.extra["warnings"]]))
-    reference = m.accuracy if job.family == "baseline" else baseline_accuracy(store.rows(), job)
+    if m.exit_rate is not None:
+        row["exit_rate"] = m.exit_rate
+        row["expected_macs"] = expected_macs([s["macs"] for s in artifact.stages], m.exit_rate)
+    if m.warnings:
+        row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.warnings]))
+    reference = m.accuracy if job.family == "baseline" else baselines.reference(job)
     row["accuracy_delta"] = m.accuracy - reference if reference is not None else None
     return row
 
@@ -70,10 +81,10 @@ def add_energy(row: dict, monitor, job: Job, m: Measurement, store: RunStore) ->
     A source on the device computed them there (same clock as the windows); a host-side meter's trace
     is on the host's clock, so the device's windows are mapped onto it."""
     relative = f"raw/{job.job_id}.power.npz"
-    if "power" in m.extra:
-        device = m.extra["power"]
-        (store.dir / relative).write_bytes(base64.b64decode(device["trace_npz_b64"]))
-        columns, reasons, warnings = dict(device["columns"]), device["reasons"], device["warnings"]
+    if m.device_energy is not None:
+        device = m.device_energy
+        (store.dir / relative).write_bytes(base64.b64decode(device.trace_npz_b64))
+        columns, reasons, warnings = dict(device.columns), list(device.reasons), list(device.warnings)
         columns["energy_source"] = f"{columns['energy_source']} (on the device)"
     else:
         on_host = [Window(w.start_ns - m.clock_offset_ns, w.end_ns - m.clock_offset_ns, w.n_iterations)

@@ -15,7 +15,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness.plan import Job
+from harness.core.jobs import Job
 
 PHASES = {"load": "loading", "accuracy": "accuracy pass", "warmup": "warm-up", "window": "timed windows"}
 

@@ -1,7 +1,7 @@
 """The stopping rule, checked against a fake clock so that the test is exact and machine-independent."""
 
-from harness import protocol
-from harness.protocol import ProtocolSettings, run_protocol
+from harness.core import measurement
+from harness.core.measurement import MeasurementProtocol, run_windows
 
 
 class FakeClock:
@@ -16,17 +16,17 @@ class FakeClock:
 
 def test_windows_stop_when_both_duration_and_iterations_are_met(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(protocol, "clock_ns", clock)
+    monkeypatch.setattr(measurement, "clock_ns", clock)
     calls = []
 
     def run_once():  # every inference takes exactly 1 ms
         calls.append(clock.now)
         clock.now += 1_000_000
 
-    settings = ProtocolSettings(warmup_min_iterations=5, warmup_min_s=0.02, n_windows=3,
+    settings = MeasurementProtocol(warmup_min_iterations=5, warmup_min_s=0.02, n_windows=3,
                                 window_min_s=0.01, window_min_iterations=50)
     seen = []
-    result = run_protocol(run_once, (), settings, on_window=lambda d, t: seen.append((d, t)))
+    result = run_windows(run_once, (), settings, on_window=lambda d, t: seen.append((d, t)))
     # warm-up: 20 ms of 1 ms calls beats the 5-iteration minimum
     assert result.warmup_iterations == 20
     # windows: 50 iterations (50 ms) beat the 10 ms minimum
@@ -40,13 +40,13 @@ def test_windows_stop_when_both_duration_and_iterations_are_met(monkeypatch):
 
 def test_duration_dominates_for_fast_models(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(protocol, "clock_ns", clock)
+    monkeypatch.setattr(measurement, "clock_ns", clock)
 
     def run_once():
         clock.now += 100_000  # 0.1 ms
 
-    settings = ProtocolSettings(warmup_min_iterations=1, warmup_min_s=0.0, n_windows=2,
+    settings = MeasurementProtocol(warmup_min_iterations=1, warmup_min_s=0.0, n_windows=2,
                                 window_min_s=0.05, window_min_iterations=10)
-    result = run_protocol(run_once, (), settings)
+    result = run_windows(run_once, (), settings)
     assert [w.n_iterations for w in result.windows] == [500, 500]
     assert all(w.duration_s >= 0.05 for w in result.windows)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, suggest, unknown_name
+from harness.core.errors import ConfigError, suggest, unknown_name
 
 _MISSING = object()
 

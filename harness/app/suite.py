@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError
-from harness.protocol import ProtocolSettings
-from harness.tomlconf import Table, load_toml, named_file, stems
+from harness.core.errors import ConfigError
+from harness.core.measurement import MeasurementProtocol
+from harness.core.config import Table, load_toml, named_file, stems
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "workloads" / "suites"
 
@@ -23,15 +23,15 @@ class SuiteSpec:
     file: Path | None
     description: str
     workloads: tuple[str, ...]
-    protocol: ProtocolSettings
+    protocol: MeasurementProtocol
     backends: tuple[str, ...] | None
     threads: tuple[int | str, ...]
     batch_sizes: tuple[int, ...]
 
 
-def parse_protocol(table: Table) -> ProtocolSettings:
-    default = ProtocolSettings()
-    settings = ProtocolSettings(
+def parse_protocol(table: Table) -> MeasurementProtocol:
+    default = MeasurementProtocol()
+    settings = MeasurementProtocol(
         warmup_min_iterations=table.take("warmup_min_iterations", int, default.warmup_min_iterations,
                                          minimum=0),
         warmup_min_s=table.take("warmup_min_s", float, default.warmup_min_s, minimum=0.0),

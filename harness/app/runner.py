@@ -7,22 +7,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from harness.environment import host_environment, utc_now
-from harness.errors import ConfigError, EdgebenchError, JobError, SkipJob, unknown_name
-from harness.plan import Artifact, Job, expand
-from harness.rows import add_energy, job_row, measured_row
-from harness.progress import QuietReporter
-from harness.results import RunStore
-from harness.stats import ValidityRules
-from harness.suite import SuiteSpec, find_suite
-from power.monitor import PowerMonitor, lengthen
+from harness.core.environment import host_environment, utc_now
+from harness.core.hashing import content_hash
+from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, unknown_name
+from harness.core.jobs import Artifact, Job, expand
+from harness.app.rows import BaselineAccuracies, add_energy, job_row, measured_row
+from harness.app.progress import QuietReporter
+from harness.core.rundir import RunStore
+from harness.core.stats import ValidityRules
+from harness.app.suite import SuiteSpec, find_suite
+from power.monitor import PowerMonitor, windows_for_meter
 from power.registry import PowerSpec
 from power.registry import parse_cli as parse_power_cli
 from targets.base import Session
 from targets.registry import load_adapter
 from targets.spec import TargetSpec, find_target
 from workloads.build import build_base, build_variants
-from workloads.cache import content_hash
 from workloads.spec import WorkloadSpec, find_workload, user_model_workload
 
 
@@ -212,24 +212,26 @@ class Bench:
     def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
                  artifacts: dict, power: PowerMonitor | None) -> None:
         run_id = store.dir.name
-        protocol = run.suite.protocol if run.power.source == "none" else lengthen(run.suite.protocol, run.power)
+        protocol = run.suite.protocol if run.power.source == "none" else windows_for_meter(run.suite.protocol, run.power)
+        baselines = BaselineAccuracies(store.rows())
         self.reporter.run_started(len(pending))
         for job in pending:
             artifact = artifacts[(job.workload, job.variant)]
             row = job_row(run_id, job, artifact)
             self.reporter.job_started(job)
             try:
-                session.stage(artifact)
-                m = session.run(job, artifact, protocol,
+                staged = session.stage(artifact)
+                m = session.run(job, staged, protocol,
                                 run.target.backend_options.get(job.backend, {}), self.reporter.job_progress)
-                row = measured_row(row, job, m, store, artifact)
-                if power is not None or "power" in m.extra:
+                row = measured_row(row, job, m, store, artifact, baselines)
+                if power is not None or m.device_energy is not None:
                     add_energy(row, power, job, m, store)
             except SkipJob as exc:
                 row.update(status="skipped", reason=str(exc))
             except JobError as exc:
                 row.update(status="failed", reason=str(exc))
             store.append(row)
+            baselines.add(row)
             self.reporter.job_finished(job, row)
             if run.power.strict and "power:" in str(row.get("invalid_reasons")):
                 raise PowerFault(f"power source failed during {job.job_id} (strict mode): "

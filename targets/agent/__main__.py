@@ -1,0 +1,5 @@
+import sys
+
+from targets.agent.loop import main
+
+sys.exit(main())

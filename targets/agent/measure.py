@@ -1,0 +1,131 @@
+"""One job on the device: load the model, the accuracy pass over the whole evaluation set, then warm-up
+and timed windows (harness.core.measurement), with a board-side power source recording when asked.
+Board-side, Python 3.8."""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+
+import numpy as np
+
+from harness.core.measurement import MeasurementProtocol, run_windows
+from harness.core.plugins import load_ref
+from targets.agent.early_exit import EarlyExitModel
+from targets.agent.facts import peak_rss_mb
+from targets.agent.wire import DeviceEnergy, JobRequest, JobResult, Progress
+from targets.backends.base import Unsupported
+
+# Started power sources (a tegrastats child process, reader threads): stopped before the agent exits.
+RUNNING_MONITORS = []
+
+
+def load_model(request: JobRequest):
+    """The backend (or, for an early-exit artifact, its two stages and the exit rule)."""
+    backend_cls = load_ref(request.backend_ref)
+    artifact = request.artifact
+    options = dict(request.backend_options)
+    options.update(artifact.get("backend_options", {}).get(request.backend, {}))
+    if not artifact.get("stages"):
+        backend = backend_cls(request.threads, options)
+        backend.load(artifact)
+        return backend
+    stages = []
+    for stage in artifact["stages"]:
+        backend = backend_cls(request.threads, options)
+        backend.load({"files": {"onnx": stage["onnx"]}})
+        if not hasattr(backend, "outputs"):
+            raise Unsupported("backend {} cannot run the stages of an early-exit model".format(request.backend))
+        stages.append(backend)
+    if request.batch_size != 1:
+        raise Unsupported("early exits decide per sample: batch_size must be 1")
+    return EarlyExitModel(stages[0], stages[1], artifact["exit"]["criterion"], artifact["exit"]["threshold"])
+
+
+def device_power_monitor(spec):
+    """A power source on this device (tegrastats, INA3221, PMIC, hwmon, RAPL), started with its idle
+    baseline before the model loads; it shares the windows' clock, so no mapping is needed."""
+    if not spec:
+        return None
+    from power.monitor import PowerMonitor
+    from power.registry import PowerSpec
+
+    monitor = PowerMonitor(PowerSpec(**spec))
+    monitor.check()
+    RUNNING_MONITORS.append(monitor)
+    monitor.start()
+    return monitor
+
+
+def device_energy(monitor, windows, batch_size) -> DeviceEnergy:
+    """The energy columns computed here, and the job's trace sent back inline."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.npz")
+        columns, reasons, warnings = monitor.job_columns(windows, batch_size, path)
+        with open(path, "rb") as fh:
+            trace = base64.b64encode(fh.read()).decode("ascii")
+    return DeviceEnergy(columns, reasons, warnings, trace, monitor.describe())
+
+
+def run_job(request: JobRequest, send) -> JobResult:
+    monitor = device_power_monitor(request.power)
+    try:
+        return _measure(request, monitor, send)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+            RUNNING_MONITORS.remove(monitor)
+
+
+def _accuracy_pass(model, x, y, fixed_batch, send) -> int:
+    eval_batch = fixed_batch or 256
+    correct = 0
+    for start in range(0, len(x), eval_batch):
+        chunk = x[start:start + eval_batch]
+        n = len(chunk)
+        if n < eval_batch and fixed_batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], eval_batch - n, axis=0)])
+        logits = np.asarray(model.predict(np.ascontiguousarray(chunk)))[:n]
+        correct += int((logits.reshape(n, -1).argmax(axis=1) == y[start:start + n]).sum())
+        send(Progress("accuracy", start + n, len(x)))
+    return correct
+
+
+def _measure(request: JobRequest, monitor, send) -> JobResult:
+    send(Progress("load", 0, 1))
+    model = load_model(request)
+    staged = isinstance(model, EarlyExitModel)
+    batch_size = request.batch_size
+    fixed_batch = None if staged else model.fixed_batch
+    if fixed_batch is not None and fixed_batch != batch_size:
+        raise Unsupported("the model has a fixed batch size of {}; batch_size {} cannot run".format(
+            fixed_batch, batch_size))
+
+    with np.load(request.artifact["eval_data"], allow_pickle=False) as data:
+        x, y = data["x"], data["y"]
+    correct = _accuracy_pass(model, x, y, fixed_batch, send)
+    if staged:
+        call, args = model.runner(x)
+    else:
+        call, args = model.runner(np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:])))
+
+    protocol = MeasurementProtocol(**request.protocol)
+    send(Progress("warmup", 0, protocol.n_windows))
+    timed = run_windows(call, args, protocol,
+                        on_window=lambda done, total: send(Progress("window", done, total)))
+    latency = np.frombuffer(timed.latency_ns, dtype=np.int64)
+    result = JobResult(
+        accuracy=correct / len(y), n_correct=correct, n_eval=len(y),
+        windows=[[w.start_ns, w.end_ns, w.n_iterations] for w in timed.windows],
+        warmup_iterations=timed.warmup_iterations, warmup_s=timed.warmup_s, peak_rss_mb=peak_rss_mb(),
+        backend_info=model.stage1.info() if staged else model.info(),
+        exit_rate=model.exit_rate if staged else None,
+        warnings=[model.measurement_note] if getattr(model, "measurement_note", None) else [],
+        device_energy=device_energy(monitor, timed.windows, batch_size) if monitor is not None else None)
+    if request.latency_out:
+        np.save(request.latency_out, latency)
+        result.latency_out = request.latency_out
+    else:
+        result.latency_ns_b64 = base64.b64encode(latency.astype("<i8").tobytes()).decode("ascii")
+    return result
