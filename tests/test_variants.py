@@ -107,7 +107,7 @@ def test_students_are_smaller_than_their_teacher(built):
     _, artifacts = built
     kd, ce = artifacts["student-kd"], artifacts["student-ce"]
     assert kd.params == ce.params < artifacts["fp32"].params
-    assert kd.torch_model["params"] == {"width": 4}
+    assert kd.torch_model["kwargs"]["width"] == 4
 
 
 def test_cached_builds_are_not_rebuilt(built):

@@ -14,7 +14,7 @@ from harness.core.errors import ConfigError
 from harness.core.measurement import MeasurementProtocol
 from harness.core.config import Table, load_toml, named_file, stems
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "workloads" / "suites"
+SUITES_DIR = Path(__file__).resolve().parents[2] / "workloads" / "suites"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import harness
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOST_PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "onnx-tool", "scikit-learn", "mlxtend")
 
 
