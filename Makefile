@@ -11,7 +11,7 @@ ARGS   ?=
 
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test report compare venv clean
+.PHONY: bench test lint report compare venv clean
 
 # Old and new board Pythons (3.8 = JetPack 5, 3.13 = Pi OS Trixie) with numpy and onnxruntime, where this
 # machine has those interpreters: the board tests run the shipped agent on them. Missing ones are skipped.
@@ -42,7 +42,12 @@ $(BOARD_STAMP):
 	done
 	touch $@
 
-test: $(STAMP) $(BOARD_STAMP)
+# ruff (style, imports, bugs) and import-linter (the floors in pyproject.toml): part of `make test`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint $(BOARD_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 report: $(STAMP)

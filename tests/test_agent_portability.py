@@ -34,3 +34,14 @@ def test_board_side_module_imports_only_the_standard_library_and_numpy(relative)
     # imported lazily, only by the backend or meter that needs it (tomllib: the host-only --power parser)
     runtimes = {"onnxruntime", "serial", "torch", "tensorrt", "pynq", "tomllib"}
     assert imported <= ALLOWED_TOP_LEVEL | runtimes, imported - ALLOWED_TOP_LEVEL - runtimes
+
+
+def test_the_bundle_is_the_agents_import_closure_and_nothing_host_side():
+    files = agent_files()
+    # what the agent's loop reaches, and what the host names to it by reference (backends, board sources)
+    for needed in ("targets/agent/loop.py", "targets/agent/measure.py", "targets/agent/wire.py",
+                   "harness/core/measurement.py", "targets/backends/ort_backend.py", "power/tegrastats.py"):
+        assert needed in files
+    host_only = [f for f in files if f.startswith(("harness/app/", "workloads/", "reports/"))
+                 or f in ("targets/board.py", "targets/cpu.py", "targets/ssh.py", "targets/agent_driver.py")]
+    assert not host_only
