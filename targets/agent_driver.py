@@ -135,7 +135,7 @@ def job_request(job: Job, artifact: dict, protocol: MeasurementProtocol, backend
     """`artifact` is the artifact as the device sees it (Artifact.to_dict(), paths there)."""
     return JobRequest(job_id=job.job_id, backend=job.backend, backend_ref=backend_ref(job.backend),
                       threads=job.threads, batch_size=job.batch_size, backend_options=backend_options,
-                      artifact=artifact, protocol=protocol.to_dict(), latency_out=latency_out, power=power)
+                      artifact=artifact, measurement_protocol=protocol.to_dict(), latency_out=latency_out, power=power)
 
 
 def drive_job(client: AgentClient, request: JobRequest, idle_timeout_s: float,

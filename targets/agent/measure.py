@@ -110,7 +110,7 @@ def _measure(request: JobRequest, monitor, send) -> JobResult:
     else:
         call, args = model.runner(np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:])))
 
-    protocol = MeasurementProtocol(**request.protocol)
+    protocol = MeasurementProtocol(**request.measurement_protocol)
     send(Progress("warmup", 0, protocol.n_windows))
     timed = run_windows(call, args, protocol,
                         on_window=lambda done, total: send(Progress("window", done, total)))

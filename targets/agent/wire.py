@@ -55,7 +55,7 @@ class JobRequest:
     batch_size: int
     backend_options: dict
     artifact: dict               # Artifact.to_dict(), file paths as the device sees them
-    protocol: dict               # MeasurementProtocol.to_dict()
+    measurement_protocol: dict   # MeasurementProtocol.to_dict()
     latency_out: Optional[str] = None   # a local .npy path; None: samples come back inline
     power: Optional[dict] = None        # a board-side power source: PowerSpec as a dict, with source_ref
     type: str = "job"
