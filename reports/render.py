@@ -9,24 +9,12 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from harness.core.schema import REPORT_COLUMNS, REPORT_WHEN_PRESENT
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-# (column, header, format) for the results table of a report
-RESULT_COLUMNS = [
-    ("workload", "workload", None), ("variant", "variant", None), ("backend", "backend", None),
-    ("precision", "precision", None), ("threads", "threads", "d"), ("batch_size", "batch", "d"),
-    ("accuracy", "accuracy", ".4f"), ("accuracy_delta", "Δ acc", "+.4f"),
-    ("latency_p50_ms", "p50 ms", ".4f"), ("latency_p90_ms", "p90 ms", ".4f"),
-    ("latency_p99_ms", "p99 ms", ".4f"), ("latency_mean_ms", "mean ms", ".4f"),
-    ("latency_std_ms", "std ms", ".4f"), ("h2d_ms", "H2D ms", ".4f"), ("d2h_ms", "D2H ms", ".4f"),
-    ("throughput_ips", "inf/s", ",.0f"),
-    ("macs", "MACs", ",.0f"), ("params", "params", ",.0f"), ("model_bytes", "bytes", ",.0f"),
-    ("weight_sparsity", "sparsity", ".2f"), ("exit_rate", "exits", ".3f"),
-    ("expected_macs", "expected MACs", ",.0f"),
-    ("peak_rss_mb", "peak RSS MB", ".0f"), ("energy_per_inference_mj", "mJ/inf", ".4g"),
-    ("energy_per_inference_above_idle_mj", "mJ/inf above idle", ".4g"), ("avg_power_w", "avg W", ".3f"),
-    ("energy_source", "energy source", None), ("valid", "valid", None),
-]
+# (column, header, format) for the results table of a report, from the result schema
+RESULT_COLUMNS = REPORT_COLUMNS
 
 
 def fmt(value, spec: str | None) -> str:
@@ -41,7 +29,7 @@ def fmt(value, spec: str | None) -> str:
 
 
 # shown only when some row has a value (GPU targets)
-WHEN_PRESENT = {"h2d_ms", "d2h_ms"}
+WHEN_PRESENT = REPORT_WHEN_PRESENT
 
 
 def table_cells(rows: pd.DataFrame, columns=RESULT_COLUMNS) -> tuple[list[str], list[list[str]]]:

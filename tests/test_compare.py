@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.measurement import Window
-from harness.core.rundir import COLUMNS, RunStore
+from harness.core.rundir import RunStore
+from harness.core.schema import COLUMNS
 from harness.core.stats import summarize
 from reports.compare import compare_runs, latency_verdict, write_comparison
 

@@ -11,22 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from harness.core.errors import ConfigError
-from harness.core.jobs import KEY_COLUMNS
 from harness.core.measurement import Window
+from harness.core.migrations import check_header, migrate_in_place, read_info
+from harness.core.schema import COLUMNS, KEY, RESULT_FORMAT_VERSION
 
-KEY = list(KEY_COLUMNS)
-COLUMNS = [
-    "run_id", "job_id", "status", "reason", *KEY, "family", "variant_params",
-    "accuracy", "accuracy_delta", "n_eval",
-    "latency_mean_ms", "latency_std_ms", "latency_min_ms", "latency_max_ms",
-    "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
-    "throughput_ips", "n_iterations", "n_windows", "window_min_s", "warmup_iterations",
-    "model_bytes", "params", "macs", "weight_sparsity", "exit_rate", "expected_macs", "peak_rss_mb",
-    "clock_offset_us", "clock_uncertainty_us", "h2d_ms", "d2h_ms", "backend_info",
-    "energy_per_inference_mj", "energy_per_inference_above_idle_mj", "avg_power_w", "idle_power_w",
-    "energy_source", "power_samples", "power_trace_file",
-    "valid", "invalid_reasons", "warnings", "raw_latency_file", "finished_at",
-]
+__all__ = ["COLUMNS", "KEY", "FINAL_STATUSES", "RunStore", "load_latency"]
+
 # A job with one of these statuses is not run again by --resume; "failed" ones are.
 FINAL_STATUSES = ("ok", "skipped")
 
@@ -36,6 +26,8 @@ class RunStore:
         self.dir = Path(run_dir)
         self.results_csv = self.dir / "results.csv"
         self.run_json = self.dir / "run.json"
+        # set by open() when it brought an older run to the current format: a line for the user
+        self.migration_note: str | None = None
 
     @staticmethod
     def check_writable(runs_dir: Path) -> None:
@@ -51,6 +43,11 @@ class RunStore:
 
     @classmethod
     def create(cls, runs_dir: Path, run_id: str, run_info: dict) -> RunStore:
+        """A new run directory; run.json gets `run_info` under this code's format_version."""
+        if run_info.get("format_version", RESULT_FORMAT_VERSION) != RESULT_FORMAT_VERSION:
+            raise ValueError(f"run_info format_version {run_info['format_version']!r}: a new run is "
+                             f"written in format {RESULT_FORMAT_VERSION}")
+        run_info = {"format_version": RESULT_FORMAT_VERSION, **run_info}
         store = cls(Path(runs_dir) / run_id)
         try:
             (store.dir / "raw").mkdir(parents=True, exist_ok=False)
@@ -74,16 +71,17 @@ class RunStore:
 
     @classmethod
     def open(cls, run_dir: Path) -> RunStore:
+        """An existing run, to resume: a run of an older result format is migrated in place first (the
+        originals are kept beside it, see migration_note); a newer one is refused."""
         store = cls(run_dir)
         if not store.run_json.is_file() or not store.results_csv.is_file():
             raise ConfigError(f"{run_dir}: not an edgebench run directory (run.json and results.csv "
                               f"expected)")
+        store.migration_note = migrate_in_place(store.dir)
         store._drop_partial_row()
         with open(store.results_csv, newline="") as fh:
             header = next(csv.reader(fh), [])
-        if header != COLUMNS:
-            raise ConfigError(f"{store.results_csv}: written by an edgebench with other result columns; "
-                              f"it cannot be resumed by this version, start a new run")
+        check_header(RESULT_FORMAT_VERSION, header, store.results_csv)
         return store
 
     def _drop_partial_row(self) -> None:
@@ -93,7 +91,7 @@ class RunStore:
             self.results_csv.write_bytes(data[:data.rfind(b"\n") + 1])
 
     def run_info(self) -> dict:
-        return json.loads(self.run_json.read_text())
+        return read_info(self.run_json)
 
     def write_run_info(self, info: dict) -> None:
         tmp = self.run_json.with_suffix(".json.tmp")

@@ -1,0 +1,231 @@
+"""The result schema: every column of results.csv defined once (name, kind, unit, meaning, and how the
+report's table shows it). The CSV header, the reports' numeric types and results table, and the README's
+column table are all derived from COLUMN_DEFS.
+
+RESULT_FORMAT_VERSION is the format of a run directory (run.json keys and results.csv columns); run.json
+carries it as "format_version". Changing a column or a run.json key means a new version and a step in
+harness.core.migrations, so that older runs stay readable.
+
+`python -m harness.core.schema` prints the README's column table; `--update-readme [README.md]` rewrites
+it in place between the markers.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.core.jobs import KEY_COLUMNS
+
+# 1: what edgebench wrote up to commit 39f6013 (no "format_version" in run.json; the measurement protocol
+#    under "protocol"). 2: run.json says "format_version" and names the protocol "measurement_protocol".
+RESULT_FORMAT_VERSION = 2
+
+KINDS = ("str", "int", "float", "bool", "json")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str                 # one of KINDS: how the CSV text is read back
+    unit: str                 # "" for names, counts and ratios without a unit
+    meaning: str              # one sentence: the README's column table shows it
+    header: str | None = None   # the report's results table: its heading ...
+    fmt: str | None = None      # ... and format spec (None: as written)
+    only_when_present: bool = False  # the report shows it only when some row has a value
+
+
+C = Column
+COLUMN_DEFS: tuple[Column, ...] = (
+    C("run_id", "str", "", "The run's id, the name of its directory under `runs/`."),
+    C("job_id", "str", "", "The job's stable id (workload, variant, backend, threads, batch), file-name "
+                           "safe; `--resume` skips the ids already `ok` or `skipped`."),
+    C("status", "str", "", "`ok`, `skipped` (the backend cannot run this artifact, by design) or `failed` "
+                           "(`--resume` runs it again)."),
+    C("reason", "str", "", "Why the job was skipped or failed; empty when `ok`."),
+    C("workload", "str", "", "The workload's name (part of the job's key).", "workload"),
+    C("variant", "str", "", "The variant's name within its workload (key).", "variant"),
+    C("target", "str", "", "The target the job ran on (key)."),
+    C("backend", "str", "", "The runtime that ran the job (key).", "backend"),
+    C("precision", "str", "", "The variant's numeric precision: `fp32`, `fp16`, `int8`, `w4a4`, ... (key).",
+      "precision"),
+    C("threads", "int", "", "Threads the backend was given (key).", "threads", "d"),
+    C("batch_size", "int", "samples", "Samples per inference (key); latency, throughput and energy are per "
+                                      "inference at this batch size.", "batch", "d"),
+    C("family", "str", "", "The variant's family: `baseline`, `quantize`, `tflite`, `qat`, `fpga`, `prune`, "
+                           "`distill` or `early_exit`."),
+    C("variant_params", "json", "", "The variant's parameters from the workload file, defaults filled in."),
+    C("accuracy", "float", "", "Top-1 accuracy (0 to 1) over the whole evaluation split, same backend and "
+                               "artifact as timed.", "accuracy", ".4f"),
+    C("accuracy_delta", "float", "", "`accuracy` minus the same workload's fp32 baseline's on the same "
+                                     "target, same backend when it ran there (else another backend's: a "
+                                     "`.tflite` variant against the ONNX model it came from).",
+      "Δ acc", "+.4f"),
+    C("n_eval", "int", "samples", "Evaluation samples behind `accuracy`."),
+    C("latency_mean_ms", "float", "ms", "Mean latency per inference, over every iteration of every window.",
+      "mean ms", ".4f"),
+    C("latency_std_ms", "float", "ms", "Standard deviation of the latency, over every iteration of every "
+                                       "window.", "std ms", ".4f"),
+    C("latency_min_ms", "float", "ms", "The fastest iteration's latency."),
+    C("latency_max_ms", "float", "ms", "The slowest iteration's latency."),
+    C("latency_p50_ms", "float", "ms", "Median latency, over every iteration of every window.",
+      "p50 ms", ".4f"),
+    C("latency_p90_ms", "float", "ms", "90th percentile of the latency.", "p90 ms", ".4f"),
+    C("latency_p95_ms", "float", "ms", "95th percentile of the latency."),
+    C("latency_p99_ms", "float", "ms", "99th percentile of the latency.", "p99 ms", ".4f"),
+    C("throughput_ips", "float", "inferences/s", "Median over windows of `batch_size` x iterations / window "
+                                                 "wall time.", "inf/s", ",.0f"),
+    C("n_iterations", "int", "", "Timed iterations, all windows together."),
+    C("n_windows", "int", "", "Timed windows."),
+    C("window_min_s", "float", "s", "The shortest window's wall time."),
+    C("warmup_iterations", "int", "", "Untimed iterations run before the first window."),
+    C("model_bytes", "int", "bytes", "Size of the model file(s) the backend loads.", "bytes", ",.0f"),
+    C("params", "int", "", "Parameters (weights and biases) of the model.", "params", ",.0f"),
+    C("macs", "int", "MACs", "Multiply-accumulates of convolutions and matrix products per sample at batch 1 "
+                             "(onnx-tool); early exits: all stages (the worst case).", "MACs", ",.0f"),
+    C("weight_sparsity", "float", "", "Share of exact zeros among the weight matrices (unstructured "
+                                      "pruning).", "sparsity", ".2f"),
+    C("exit_rate", "float", "", "Early exits: share of evaluation samples that left at the exit; empty "
+                                "otherwise.", "exits", ".3f"),
+    C("expected_macs", "float", "MACs", "Early exits: the MACs per sample `exit_rate` implies (stage 1 for "
+                                        "those that exit, every stage for the rest).",
+      "expected MACs", ",.0f"),
+    C("peak_rss_mb", "float", "MiB", "Peak resident memory (VmHWM) of the agent process that ran the job.",
+      "peak RSS MB", ".0f"),
+    C("clock_offset_us", "float", "us", "Device clock minus host clock (0 on the local cpu target): how a "
+                                        "board's windows were placed on a host-side meter's trace."),
+    C("clock_uncertainty_us", "float", "us", "Bound on the error of `clock_offset_us`."),
+    C("h2d_ms", "float", "ms", "GPU backends: one batch's host-to-device copy, timed apart from the latency "
+                               "columns (which time compute on data already on the GPU).",
+      "H2D ms", ".4f", only_when_present=True),
+    C("d2h_ms", "float", "ms", "GPU backends: one batch's device-to-host copy, timed apart from the latency "
+                               "columns.", "D2H ms", ".4f", only_when_present=True),
+    C("backend_info", "json", "", "What the backend says of itself: runtime and version, threads, providers, "
+                                  "`qdq_fusion`, XNNPACK, GPU, TensorRT engine, ..."),
+    C("energy_per_inference_mj", "float", "mJ", "Median over windows of (window energy / inferences in the "
+                                                "window); empty with energy source `none`.",
+      "mJ/inf", ".4g"),
+    C("energy_per_inference_above_idle_mj", "float", "mJ", "The same after subtracting `idle_power_w` x "
+                                                           "window duration: the inference's own share.",
+      "mJ/inf above idle", ".4g"),
+    C("avg_power_w", "float", "W", "Median power over the windows.", "avg W", ".3f"),
+    C("idle_power_w", "float", "W", "Idle power, measured before the first job in the same state."),
+    C("energy_source", "str", "", "The power source: `none`, a meter, a source on the board (`... (on the "
+                                   "device)`), or `emulated-...` for an emulator.", "energy source"),
+    C("power_samples", "int", "", "Power samples inside the job's windows."),
+    C("power_trace_file", "str", "", "`raw/<job_id>.power.npz`: the job's power trace (t_ns, voltage_v, "
+                                     "current_a, power_w)."),
+    C("valid", "bool", "", "False when an MLPerf rule is broken (window < 10 s, < 5 windows, < 662 samples "
+                           "for p99, < 64 for p90) or a power rule is (< `min_samples` power samples in a "
+                           "window, a silent or unplugged meter).", "valid"),
+    C("invalid_reasons", "str", "", "Why `valid` is false, `; `-separated."),
+    C("warnings", "str", "", "pyperf-style: stdev >= 10% of the mean, min or max >= 50% from the mean, "
+                             "throughput spread between windows >= 10%; power frames dropped and "
+                             "resynchronised; `; `-separated."),
+    C("raw_latency_file", "str", "", "`raw/<job_id>.npz`: `latency_ns` (every iteration, int64) and "
+                                     "`windows` (start_ns, end_ns, iterations)."),
+    C("finished_at", "str", "", "When the row was written (ISO 8601, UTC)."),
+)
+del C
+
+# The report's results table: identity first, then accuracy, latency, cost and energy (not CSV order).
+REPORT_ORDER = (
+    "workload", "variant", "backend", "precision", "threads", "batch_size", "accuracy", "accuracy_delta",
+    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms",
+    "h2d_ms", "d2h_ms", "throughput_ips", "macs", "params", "model_bytes", "weight_sparsity", "exit_rate",
+    "expected_macs", "peak_rss_mb", "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
+    "avg_power_w", "energy_source", "valid",
+)
+
+BY_NAME: dict[str, Column] = {c.name: c for c in COLUMN_DEFS}
+
+# results.csv's header, in order
+COLUMNS: list[str] = [c.name for c in COLUMN_DEFS]
+# the job's key: the columns that identify a job across runs (compare joins on them)
+KEY: list[str] = list(KEY_COLUMNS)
+# read as numbers by the reports (empty cells become NaN)
+NUMERIC: list[str] = [c.name for c in COLUMN_DEFS if c.kind in ("int", "float")]
+BOOLEAN: list[str] = [c.name for c in COLUMN_DEFS if c.kind == "bool"]
+# (column, header, format spec) for the report's results table
+REPORT_COLUMNS: list[tuple[str, str, str | None]] = [(n, BY_NAME[n].header, BY_NAME[n].fmt)
+                                                      for n in REPORT_ORDER]
+REPORT_WHEN_PRESENT: frozenset[str] = frozenset(c.name for c in COLUMN_DEFS if c.only_when_present)
+
+
+def _check() -> None:
+    """Mistakes in the definitions above fail at import, not in a report."""
+    if len(BY_NAME) != len(COLUMN_DEFS):
+        raise AssertionError("harness/core/schema.py: a column is defined twice")
+    for c in COLUMN_DEFS:
+        if c.kind not in KINDS:
+            raise AssertionError(f"harness/core/schema.py: column {c.name}: kind {c.kind!r}; accepted: "
+                                 f"{', '.join(KINDS)}")
+        if not c.meaning.endswith("."):
+            raise AssertionError(f"harness/core/schema.py: column {c.name}: its meaning is one sentence")
+    with_header = {c.name for c in COLUMN_DEFS if c.header}
+    if set(REPORT_ORDER) != with_header or len(REPORT_ORDER) != len(with_header):
+        raise AssertionError(f"harness/core/schema.py: REPORT_ORDER must list each column with a header "
+                             f"once; differs by {sorted(set(REPORT_ORDER) ^ with_header)}")
+    if not set(KEY) <= set(COLUMNS):
+        raise AssertionError("harness/core/schema.py: a key column is not a column")
+
+
+_check()
+
+
+def run_info_keys(measurement_protocol: dict) -> dict:
+    """The run.json keys this schema owns, for the runner to merge into a new run's run.json."""
+    return {"format_version": RESULT_FORMAT_VERSION, "measurement_protocol": dict(measurement_protocol)}
+
+
+# ---- the README's column table ----
+
+README_START = "<!-- columns:start -->"
+README_END = "<!-- columns:end -->"
+REGENERATE = "python -m harness.core.schema --update-readme README.md"
+
+
+def markdown_table() -> str:
+    """The README's results.csv column table: one row per column, in CSV order."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+    lines = ["| column | type | unit | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.kind} | {cell(c.unit)} | {cell(c.meaning)} |" for c in COLUMN_DEFS]
+    return "\n".join(lines)
+
+
+def readme_section(text: str, where: str = "README.md") -> str:
+    """What the README has between the markers (without the blank lines around it)."""
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{where}: no column table between {README_START} and {README_END}; "
+                         f"add the two markers and run: {REGENERATE}")
+    return text[start + len(README_START):end].strip("\n")
+
+
+def with_readme_section(text: str, where: str = "README.md") -> str:
+    """The README's text with the table between the markers replaced by markdown_table()."""
+    readme_section(text, where)  # both markers present, in order
+    start, end = text.find(README_START) + len(README_START), text.find(README_END)
+    return f"{text[:start]}\n{markdown_table()}\n{text[end:]}"
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--update-readme"]:
+        path = Path(argv[1] if len(argv) > 1 else "README.md")
+        text = path.read_text()
+        new = with_readme_section(text, str(path))
+        if new != text:
+            path.write_text(new)
+        print(f"{path}: column table {'updated' if new != text else 'already up to date'}")
+        return 0
+    if argv:
+        print("usage: python -m harness.core.schema [--update-readme [README.md]]", file=sys.stderr)
+        return 2
+    print(markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
