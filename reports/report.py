@@ -18,7 +18,7 @@ def run_facts(info: dict) -> list[tuple[str, str]]:
     device = info.get("device", {})
     host = info.get("host", {})
     config = info.get("config", {})
-    protocol = info.get("protocol", {})
+    protocol = info.get("measurement_protocol", {})
     git = host.get("git", {})
     runtimes = ", ".join(f"{k} {v}" for k, v in sorted(device.get("runtimes", {}).items()))
     board = board_line(device)

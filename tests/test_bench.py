@@ -63,7 +63,7 @@ def test_bench_writes_rows_raw_samples_environment_and_report(tiny_files, capsys
     info = json.loads((run_dir / "run.json").read_text())
     assert info["device"]["cpu_count"] >= 1 and "onnxruntime" in info["device"]["runtimes"]
     assert info["seeds"]["tiny-digits"] == {"dataset": 0, "training": 0}
-    assert info["protocol"]["n_windows"] == 2 and "finished_at" in info
+    assert info["measurement_protocol"]["n_windows"] == 2 and "finished_at" in info
     assert "commit" in info["host"]["git"]
 
     html = (run_dir / "report.html").read_text()

@@ -14,6 +14,7 @@ from harness.core.jobs import Artifact, Job, expand
 from harness.app.rows import BaselineAccuracies, add_energy, job_row, measured_row
 from harness.app.progress import QuietReporter
 from harness.core.rundir import RunStore
+from harness.core.schema import run_info_keys
 from harness.core.stats import ValidityRules
 from harness.app.suite import SuiteSpec, find_suite
 from power.monitor import PowerMonitor, windows_for_meter
@@ -136,6 +137,8 @@ class Bench:
 
     def resume(self, run_dir: Path) -> RunStore:
         store = RunStore.open(run_dir)
+        if store.migration_note:
+            self.reporter.note(store.migration_note)
         info = store.run_info()
         run = resolve(BenchRequest(**info["request"]))
         if content_hash(run.snapshot()) != info["config_hash"]:
@@ -189,7 +192,7 @@ class Bench:
         return RunStore.create(runs_dir, run_id, {
             "run_id": run_id, "started_at": utc_now(), "request": asdict(run.request),
             "config_hash": content_hash(run.snapshot()), "config": run.snapshot(),
-            "protocol": run.suite.protocol.to_dict(), "validity_rules": asdict(ValidityRules()),
+            **run_info_keys(run.suite.protocol.to_dict()), "validity_rules": asdict(ValidityRules()),
             "host": host_environment(), "device": facts,
             "seeds": {w.name: {"dataset": w.dataset.seed, "training": w.training.seed}
                       for w in run.workloads},
