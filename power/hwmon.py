@@ -39,6 +39,8 @@ def read_ina2xx(device: str) -> tuple:
 
 class HwmonSource(PollingSource):
     name = "hwmon"
+    DEFAULTS = {"rate_hz": 50.0, "root": "/"}
+    ON_DEVICE = True  # reads the device itself: on a board it runs inside the agent
 
     def __init__(self, rate_hz: float = 50.0, root: str = "/", device: str | None = None):
         super().__init__(rate_hz)

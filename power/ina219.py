@@ -140,6 +140,7 @@ class Ina219Source(SerialSource):
     """Reads the bridge protocol (or the Adafruit/space-separated formats, stamped on arrival)."""
 
     name = "ina219"
+    DEFAULTS = {"port": None, "baud": 1_000_000, "rate_hz": 1000.0, "shunt_ohm": 0.1}
 
     def __init__(self, port: str, baud: int = 1_000_000, rate_hz: float = 1000.0, shunt_ohm: float = 0.1):
         super().__init__(port, baud, rate_hz)

@@ -76,6 +76,8 @@ def read_rails(root: str = "/") -> dict:
 
 class Ina3221Source(PollingSource):
     name = "ina3221"
+    DEFAULTS = {"rate_hz": 20.0, "root": "/"}
+    ON_DEVICE = True  # reads the device itself: on a board it runs inside the agent
 
     def __init__(self, rate_hz: float = 20.0, root: str = "/"):
         super().__init__(rate_hz)

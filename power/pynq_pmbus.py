@@ -10,6 +10,8 @@ from power.polling import PollingSource
 
 class PynqPmbusSource(PollingSource):
     name = "pynq-pmbus"
+    DEFAULTS = {"rate_hz": 10.0, "rails": "all"}
+    ON_DEVICE = True  # reads the device itself: on a board it runs inside the agent
 
     def __init__(self, rate_hz: float = 10.0, rails: str = "all", get_rails=None):
         super().__init__(rate_hz)

@@ -36,6 +36,8 @@ def energy_delta_uj(previous: int, current: int, wrap: int) -> int:
 
 class RaplSource(PollingSource):
     name = "rapl"
+    DEFAULTS = {"rate_hz": 20.0, "root": "/"}
+    ON_DEVICE = True  # reads the device itself: on a board it runs inside the agent
 
     def __init__(self, rate_hz: float = 20.0, root: str = "/"):
         super().__init__(rate_hz)

@@ -115,6 +115,13 @@ class FrameScanner:
 class RdtechSource(SerialSource):
     """Polls at `rate_hz`; each sample is stamped with the time its poll was sent."""
 
+    MODEL = ""  # the subclasses below, one per meter, are what the registry names
+    DEFAULTS = {"port": None, "baud": 9600, "rate_hz": 2.0}
+
+    @classmethod
+    def from_options(cls, options: dict) -> RdtechSource:
+        return cls(cls.MODEL, options["port"], options["baud"], options["rate_hz"])
+
     def __init__(self, model: str, port: str, baud: int = 9600, rate_hz: float = 2.0,
                  response_timeout_s: float = 0.5):
         super().__init__(port, baud, rate_hz)
@@ -165,3 +172,15 @@ class RdtechSource(SerialSource):
             if received >= FRAME_BYTES and not frames:
                 deadline = min(deadline, clock_ns() + 2 * frame_time_ns)
         return frames, received
+
+
+class Um24cSource(RdtechSource):
+    MODEL = "UM24C"
+
+
+class Um25cSource(RdtechSource):
+    MODEL = "UM25C"
+
+
+class Um34cSource(RdtechSource):
+    MODEL = "UM34C"

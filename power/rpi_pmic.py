@@ -28,6 +28,8 @@ def parse_pmic(text: str) -> dict:
 
 class RpiPmicSource(PollingSource):
     name = "rpi-pmic"
+    DEFAULTS = {"rate_hz": 5.0, "command": "vcgencmd"}
+    ON_DEVICE = True  # reads the device itself: on a board it runs inside the agent
 
     def __init__(self, rate_hz: float = 5.0, command: str = "vcgencmd"):
         super().__init__(rate_hz)

@@ -21,6 +21,16 @@ class PowerSource(ABC):
 
     name = ""
     emulated = False
+    # As a plug-in (entry-point group edgebench.power_sources): the [power] keys it takes and their defaults
+    # (None: required; rate_hz is needed, windows are sized from it); ON_DEVICE: it reads the device
+    # itself, so on a board it runs inside the agent, on the board's clock.
+    DEFAULTS: dict = {}
+    ON_DEVICE = False
+
+    @classmethod
+    def from_options(cls, options: dict) -> PowerSource:
+        """The source for a validated [power] table's own keys (DEFAULTS filled in)."""
+        return cls(**options)
 
     def __init__(self, rate_hz: float):
         self.rate_hz = float(rate_hz)

@@ -40,6 +40,8 @@ class TegrastatsSource(PowerSource):
     """Runs `tegrastats --interval <ms>` (root on Orin, or power fields are absent) and reads its lines."""
 
     name = "tegrastats"
+    DEFAULTS = {"rate_hz": 10.0, "command": "tegrastats"}
+    ON_DEVICE = True  # reads the device itself: on a board it runs inside the agent
 
     def __init__(self, rate_hz: float = 10.0, command: str = "tegrastats"):
         super().__init__(rate_hz)

@@ -59,18 +59,26 @@ def _compare(args) -> int:
 
 def _list(args) -> int:
     from harness.app.suite import suite_files
-    from targets.registry import adapters
+    from harness.core.plugins import registry
     from targets.spec import target_files
     from workloads.spec import workload_files
 
-    from power.registry import NAMES as power_sources
-    from targets.backends import BACKENDS
-    from workloads.variants import FAMILIES
-
-    listings = {"targets": target_files(), "suites": suite_files(), "workloads": workload_files(),
-                "adapters": adapters(), "backends": BACKENDS, "families": FAMILIES, "power": power_sources}
-    for kind in [args.kind] if args.kind else listings:
-        print(f"{kind}: {', '.join(listings[kind])}")
+    files = {"targets": target_files, "suites": suite_files, "workloads": workload_files}
+    plugins = {"adapters": "edgebench.targets", "backends": "edgebench.backends",  # kind -> entry-point group
+               "families": "edgebench.variants", "power": "edgebench.power_sources"}
+    for kind in [args.kind] if args.kind else [*files, *plugins]:
+        if kind in files:
+            print(f"{kind}: {', '.join(files[kind]())}")
+            continue
+        # plug-ins: each name with the distribution that declared it (edgebench's own or another package's)
+        rows = [(p.name, p.origin + (f" (also declared by {', '.join(p.rivals)})" if p.rivals else ""), p.ref)
+                for _, p in sorted(registry(plugins[kind]).items())]
+        if kind == "power":
+            rows.insert(0, ("none", "built in", "no power measurement"))
+        print(f"{kind}:")
+        name_w, origin_w = (max((len(row[i]) for row in rows), default=0) for i in (0, 1))
+        for name, origin, ref in rows:
+            print(f"  {name:<{name_w}}  {origin:<{origin_w}}  {ref}")
     return 0
 
 
@@ -112,8 +120,8 @@ def parser() -> argparse.ArgumentParser:
                    help="exit with status 1 when any job regressed (for CI)")
     c.set_defaults(func=_compare)
 
-    ls = sub.add_parser("list", help="list targets, suites, workloads, adapters, backends, variant families "
-                                     "and power sources")
+    ls = sub.add_parser("list", help="list targets, suites, workloads, and the plug-ins (adapters, backends, "
+                                     "variant families, power sources) with the distribution of each")
     ls.add_argument("kind", nargs="?", choices=["targets", "suites", "workloads", "adapters", "backends",
                                                 "families", "power"])
     ls.set_defaults(func=_list)

@@ -1,20 +1,46 @@
-"""Runtime backends that run an artifact on a device. Imported lazily: a board has only some runtimes.
+"""Runtime backends that run an artifact on a device: the `edgebench.backends` entry-point group, so a
+separate package can add one. Imported lazily: a board has only some runtimes.
 
-Stays on the standard library and Python 3.8 syntax: the agent imports it on boards.
+The host resolves a backend's name to its import reference and puts that in each job request; the agent
+imports it by that reference (a shipped agent has no package metadata). Stays on the standard library and
+Python 3.8 syntax: the agent imports this package on boards (where BACKENDS is never read).
 """
 
-BACKENDS = {
-    "onnxruntime": "targets.backends.ort_backend:OrtBackend",
-    "torch": "targets.backends.torch_backend:TorchBackend",
-    "litert": "targets.backends.litert_backend:LiteRtBackend",
-    "tflite-runtime": "targets.backends.litert_backend:TfliteRuntimeBackend",
-    "tensorrt": "targets.backends.tensorrt_backend:TensorRtBackend",
-    "finn": "targets.backends.finn_backend:FinnBackend",
-    "dpu": "targets.backends.dpu_backend:DpuBackend",
-    "qonnx-reference": "targets.backends.qonnx_backend:QonnxReferenceBackend",
-}
+from collections.abc import Mapping
+
+from harness.core.plugins import find, registry
+
+GROUP = "edgebench.backends"
 
 
-def backend_ref(name):
-    """The backend's import reference ("module:Class"), which the agent loads."""
-    return BACKENDS[name]
+class _Backends(Mapping):
+    """name -> "module:Class", read from the entry points when first used."""
+
+    def __getitem__(self, name):
+        return registry(GROUP)[name].ref
+
+    def __iter__(self):
+        return iter(registry(GROUP))
+
+    def __len__(self):
+        return len(registry(GROUP))
+
+    def __repr__(self):
+        return "BACKENDS({!r})".format(dict(self))
+
+
+BACKENDS = _Backends()
+
+
+def backend_ref(name, where=""):
+    """The backend's import reference ("module:Class"), which the agent loads. Imported here first, so a
+    broken plug-in fails naming itself and its distribution instead of as a traceback from the agent
+    (backend modules import their runtime lazily, so this needs no runtime on the host)."""
+    plugin = find(GROUP, name, where)
+    plugin.load(where)
+    return plugin.ref
+
+
+def load_backend(name, where=""):
+    """The backend class (host side), with errors that name the plug-in and its distribution."""
+    return find(GROUP, name, where).load(where)
