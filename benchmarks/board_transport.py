@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from sshd import start_board  # noqa: E402  (the test suite's throwaway sshd)
 
-from harness.core.jobs import Job  # noqa: E402
 from harness.core.config import load_toml  # noqa: E402
+from harness.core.jobs import Job  # noqa: E402
 from targets.agent_driver import ClockMap  # noqa: E402
 from targets.board import BoardSession  # noqa: E402
 from targets.cpu import LocalAgent  # noqa: E402

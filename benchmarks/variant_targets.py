@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from statistics import mean
 from pathlib import Path
+from statistics import mean
 
 from harness.app.progress import QuietReporter
 from harness.app.runner import Bench, BenchRequest
 from reports.load import load_run
-
 
 WORKLOAD = Path(__file__).resolve().parent.parent / "workloads" / "mnist_resnet8.toml"
 SEEDS = (1, 2, 3, 4)
@@ -76,8 +75,8 @@ threads = [1]
     fp32 = by["fp32"]
 
     print(f"\nrun {store.dir} (mnist-resnet8, 1 thread; speed-up vs onnxruntime fp32)\n")
-    print(f"{'variant':14s} {'backend':12s} {'accuracy':>9s} {'Δ pts':>7s} {'p50 ms':>8s} {'mean ms':>8s} {'speed-up':>9s} "
-          f"{'MACs':>11s} {'sparsity':>9s} {'exits':>6s} {'exp. MACs':>11s}")
+    print(f"{'variant':14s} {'backend':12s} {'accuracy':>9s} {'Δ pts':>7s} {'p50 ms':>8s} {'mean ms':>8s} "
+          f"{'speed-up':>9s} {'MACs':>11s} {'sparsity':>9s} {'exits':>6s} {'exp. MACs':>11s}")
     for name, r in by.items():
         exit_cols = (f"{r['exit_rate']:6.3f} {r['expected_macs']:11,.0f}" if r["family"] == "early_exit"
                      else f"{'':6s} {'':11s}")
@@ -120,7 +119,8 @@ threads = [1]
 
     print("\nwithout a target:")
     if {"tflite-fp32", "tflite-int8"} <= set(by):
-        print(f"  LiteRT int8 vs LiteRT fp32: {by['tflite-fp32']['latency_p50_ms'] / by['tflite-int8']['latency_p50_ms']:.2f}x, "
+        speedup = by['tflite-fp32']['latency_p50_ms'] / by['tflite-int8']['latency_p50_ms']
+        print(f"  LiteRT int8 vs LiteRT fp32: {speedup:.2f}x, "
               f"{(by['tflite-fp32']['accuracy'] - by['tflite-int8']['accuracy']) * 100:+.2f} pts lost")
     for name in ("w4a4", "w2a4", "w1a4"):
         if name in by:

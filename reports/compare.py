@@ -62,7 +62,9 @@ def compare_runs(run_a: Path, run_b: Path, ratio_threshold: float = 1.10, alpha:
                     "accuracy_change_points": accuracy_change,
                     "peak_rss_ratio": row["peak_rss_mb_b"] / row["peak_rss_mb_a"],
                     "regression": any("regression" in f for f in flags), "flags": "; ".join(flags)})
-    keys = lambda df: {"/".join(str(r[k]) for k in JOIN) for _, r in df.iterrows()}
+    def keys(df: pd.DataFrame) -> set[str]:
+        return {"/".join(str(r[k]) for k in JOIN) for _, r in df.iterrows()}
+
     return pd.DataFrame(out), sorted(keys(a) - keys(b)), sorted(keys(b) - keys(a))
 
 

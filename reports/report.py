@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness.core.rundir import load_latency
+from harness.core.traces import TraceSlice
 from reports import plots
 from reports.load import load_run
-from harness.core.traces import TraceSlice
 from reports.render import markdown_table, render_html, table_cells
 
 
@@ -57,7 +57,7 @@ def board_line(device: dict) -> str:
 
 
 def validity_banner(ok: pd.DataFrame) -> str:
-    invalid = ok[ok["valid"] == False]
+    invalid = ok[ok["valid"].eq(False)]
     if invalid.empty:
         return ""
     return (f"Not valid for publication: {len(invalid)} of {len(ok)} results break the MLPerf Tiny "
@@ -87,8 +87,8 @@ def energy_banner(ok: pd.DataFrame) -> str:
     sources = sorted(set(ok["energy_source"]) - {"none", ""})
     emulated = [s for s in sources if s.startswith("emulated")]
     if emulated:
-        return (f"Energy is EMULATED ({', '.join(emulated)}): a meter emulator driven by a modelled power "
-                f"profile, read through the real serial path. It is not a measurement of this machine.")
+        return (f"Energy is EMULATED ({', '.join(emulated)}): modelled power, not a measurement of this "
+                f"machine (run.json 'power' says how it was made).")
     return ""
 
 

@@ -15,10 +15,21 @@ from typing import IO
 import numpy as np
 
 from harness.core.errors import JobError, SkipJob
-from harness.core.jobs import Artifact, Job
+from harness.core.jobs import Job
 from harness.core.measurement import MeasurementProtocol, Window
-from targets.agent.wire import AGENT_TO_HOST, ClockPing, ClockReply, Hello, JobFailed, JobRequest, \
-    JobResult, Progress, WireError, decode, encode
+from targets.agent.wire import (
+    AGENT_TO_HOST,
+    ClockPing,
+    ClockReply,
+    Hello,
+    JobFailed,
+    JobRequest,
+    JobResult,
+    Progress,
+    WireError,
+    decode,
+    encode,
+)
 from targets.backends import backend_ref
 from targets.base import Measurement, ProgressCallback
 

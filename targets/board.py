@@ -21,7 +21,6 @@ from harness.core.config import Table
 from harness.core.errors import ConfigError, JobError
 from harness.core.jobs import Artifact, Job
 from harness.core.measurement import MeasurementProtocol
-from power.registry import ON_DEVICE
 from targets.agent_driver import AgentProcess, ClockMap, drive_job, job_request, measurement
 from targets.base import Measurement, ProgressCallback, Session, Target
 from targets.bundle import build_bundle, bundle_name
@@ -61,7 +60,7 @@ class BoardSession(Session):
         self._power: dict | None = None
 
     def record_power_on_device(self, spec) -> bool:
-        if spec.source in ON_DEVICE:
+        if spec.on_device:
             self._power = asdict(spec)
             return True
         return False

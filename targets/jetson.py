@@ -12,8 +12,8 @@ The agent records the L4T release, nvpmodel mode, CPU and GPU frequencies and te
 
 from __future__ import annotations
 
-from harness.core.errors import ConfigError
 from harness.core.config import Table
+from harness.core.errors import ConfigError
 from targets.board import BoardSession, BoardTarget
 
 STORE_FILE = "edgebench-jetson-clocks.conf"

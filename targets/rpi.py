@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from harness.core.errors import ConfigError
 from harness.core.config import Table
+from harness.core.errors import ConfigError
 from targets.board import BoardSession, BoardTarget
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.core.errors import ConfigError, unknown_name
 from harness.core.config import Table, load_toml, named_file, stems
+from harness.core.errors import ConfigError, unknown_name
 from power.registry import PowerSpec, power_spec
 from targets.backends import BACKENDS
 

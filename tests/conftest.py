@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-TINY_PROTOCOL = """
-[protocol]
-warmup_min_iterations = 3
-warmup_min_s = 0.01
-n_windows = 2
-window_min_s = 0.05
-window_min_iterations = 20
-"""
+from helpers import TINY_PROTOCOL, tiny_workload_toml, write
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,33 +20,6 @@ def private_cache(tmp_path_factory):
         os.environ.pop("EDGEBENCH_CACHE", None)
     else:
         os.environ["EDGEBENCH_CACHE"] = old
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
-
-
-def tiny_workload_toml(name: str = "tiny-digits", epochs: int = 4, width: int = 8) -> str:
-    return f"""
-    [workload]
-    name = "{name}"
-    [dataset]
-    name = "digits"
-    seed = 0
-    [model]
-    arch = "small_cnn"
-    [model.params]
-    width = {width}
-    [training]
-    epochs = {epochs}
-    batch_size = 64
-    learning_rate = 0.01
-    [[variants]]
-    name = "fp32"
-    family = "baseline"
-    """
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import onnx
 
 from harness.core.errors import ConfigError
-from harness.core.jobs import Artifact
 from harness.core.hashing import content_hash
+from harness.core.jobs import Artifact
 from workloads.cache import cached_dir
 from workloads.costs import model_cost, signature
 from workloads.datasets import PreparedData, prepare, prepare_user_eval

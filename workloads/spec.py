@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.core.errors import ConfigError
 from harness.core.config import Table, load_toml, named_file
+from harness.core.errors import ConfigError
 from workloads.datasets import SOURCES, DatasetSpec
 from workloads.models import ARCHS
 from workloads.training import TrainingSpec

@@ -7,16 +7,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from harness.core.environment import host_environment, utc_now
-from harness.core.hashing import content_hash
-from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, unknown_name
-from harness.core.jobs import Artifact, Job, expand
-from harness.app.rows import BaselineAccuracies, add_energy, job_row, measured_row
 from harness.app.progress import QuietReporter
+from harness.app.rows import BaselineAccuracies, add_energy, job_row, measured_row
+from harness.app.suite import SuiteSpec, find_suite
+from harness.core.environment import host_environment, utc_now
+from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, unknown_name
+from harness.core.hashing import content_hash
+from harness.core.jobs import Artifact, Job, expand
 from harness.core.rundir import RunStore
 from harness.core.schema import run_info_keys
 from harness.core.stats import ValidityRules
-from harness.app.suite import SuiteSpec, find_suite
 from power.monitor import PowerMonitor, windows_for_meter
 from power.registry import PowerSpec
 from power.registry import parse_cli as parse_power_cli
@@ -54,12 +54,19 @@ class ResolvedRun:
     def snapshot(self) -> dict:
         """Everything that determines the jobs and how they are measured (for run.json and resume)."""
         return {
-            "target": {**asdict(self.target), "file": str(self.target.file)},
+            "target": {**asdict(self.target), "file": str(self.target.file),
+                       "power": power_config(self.target.power)},
             "suite": {**asdict(self.suite), "file": str(self.suite.file)},
             "workloads": [{"name": w.name, "file": str(w.file), "spec": asdict(w)} for w in self.workloads],
             "backends": self.backends,
-            "power": asdict(self.power),
+            "power": power_config(self.power),
         }
+
+
+def power_config(power: PowerSpec) -> dict:
+    """[power] as configured (source_ref and on_device are the registry's reading of `source`, left out so
+    that a run started before they existed resumes)."""
+    return {k: v for k, v in asdict(power).items() if k not in ("source_ref", "on_device")}
 
 
 def resolve(request: BenchRequest) -> ResolvedRun:
@@ -215,7 +222,9 @@ class Bench:
     def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
                  artifacts: dict, power: PowerMonitor | None) -> None:
         run_id = store.dir.name
-        protocol = run.suite.protocol if run.power.source == "none" else windows_for_meter(run.suite.protocol, run.power)
+        protocol = run.suite.protocol
+        if run.power.source != "none":
+            protocol = windows_for_meter(protocol, run.power)
         baselines = BaselineAccuracies(store.rows())
         self.reporter.run_started(len(pending))
         for job in pending:

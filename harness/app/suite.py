@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.config import Table, load_toml, named_file, stems
 from harness.core.errors import ConfigError
 from harness.core.measurement import MeasurementProtocol
-from harness.core.config import Table, load_toml, named_file, stems
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "workloads" / "suites"
 

@@ -6,10 +6,11 @@ rejects keys nobody read (a typo in a config must not be silently ignored).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from harness.core.errors import ConfigError, suggest, unknown_name
 

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from targets.backends.base import Backend, require_runtime
 from harness.core.datatypes import parse_datatype
+from targets.backends.base import Backend, require_runtime
 from targets.fpga.packing import pack_innermost, unpack_innermost
 
 REQUIRED = ("idt", "odt", "ishape_normal", "ishape_folded", "oshape_normal", "oshape_folded")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.core.jobs import Artifact
 from harness.core.config import Table
+from harness.core.jobs import Artifact
 
 
 def parse(table: Table) -> dict:

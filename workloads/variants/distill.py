@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.core.config import Table
 from harness.core.errors import ConfigError, unknown_name
 from harness.core.jobs import Artifact
-from harness.core.config import Table
 from workloads.models import ARCHS
 from workloads.variants.fingerprint import family_code
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from harness.core.errors import ConfigError
-from harness.core.jobs import Artifact
 from harness.core.config import Table
 from harness.core.datatypes import parse_datatype
+from harness.core.errors import ConfigError
+from harness.core.jobs import Artifact
 
 SHAPES = ("ishape_normal", "ishape_folded", "oshape_normal", "oshape_folded")
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
-from harness.core.config import Table
 from workloads.variants.fingerprint import family_code
 
 METHODS = ("magnitude", "channel")

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
-from harness.core.config import Table
 from workloads.quiet import native_output_captured
 from workloads.variants.fingerprint import family_code
 

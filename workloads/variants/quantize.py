@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
-from harness.core.config import Table
 from workloads.variants.fingerprint import family_code
 
 SCHEMES = ("ort-static", "ort-dynamic", "fp16")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
-from harness.core.config import Table
-from workloads.quiet import ConverterError, native_output_captured
 from harness.core.quantization import dequantize, quantize
+from workloads.quiet import ConverterError, native_output_captured
 from workloads.variants.fingerprint import family_code
 
 QUANTIZATIONS = ("none", "int8")

@@ -18,7 +18,11 @@ from harness.app.cli import main
 from harness.core.schema import COLUMNS
 from workloads.spec import load_workload
 
-REQUIRED_COLUMNS = ["run_id", "workload", "variant", "target", "backend", "precision", "threads", "batch_size", "accuracy", "accuracy_delta", "n_eval", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_std_ms", "throughput_ips", "n_iterations", "n_windows", "model_bytes", "params", "macs", "peak_rss_mb", "valid", "warnings", "energy_per_inference_mj", "avg_power_w", "energy_source"]
+REQUIRED_COLUMNS = [
+    "run_id", "workload", "variant", "target", "backend", "precision", "threads", "batch_size", "accuracy",
+    "accuracy_delta", "n_eval", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+    "latency_std_ms", "throughput_ips", "n_iterations", "n_windows", "model_bytes", "params", "macs", "peak_rss_mb",
+    "valid", "warnings", "energy_per_inference_mj", "avg_power_w", "energy_source"]
 
 
 def read_rows(run_dir: Path) -> list[dict]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import tiny_workload_toml, write
+from helpers import tiny_workload_toml, write
 
 from harness.app.cli import main
 

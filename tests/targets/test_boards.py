@@ -10,10 +10,10 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from conftest import tiny_workload_toml, write
-from harness.app.cli import main
+from helpers import FIXTURES, PROJECT_ROOT, tiny_workload_toml, write
 from sshd import SSHD, start_board
+
+from harness.app.cli import main
 
 EMULATED_METER = "emulated-ina219:idle_s=0.5"  # a labelled emulation, read on the host
 pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="OpenSSH server not installed "
@@ -217,7 +217,7 @@ def test_board_side_power_is_read_by_the_agent_on_the_boards_clock(board, tiny_f
 
 @pytest.mark.parametrize("version", ["3.8", "3.13"])
 def test_the_shipped_agent_runs_jobs_on_old_and_new_board_pythons(board, tiny_files, tmp_path, version):
-    python = Path(__file__).resolve().parent.parent / ".venv-boards" / f"py{version}" / "bin" / "python"
+    python = PROJECT_ROOT / ".venv-boards" / f"py{version}" / "bin" / "python"
     if not python.exists():
         pytest.skip(f"no Python {version} board environment here (`make test` builds .venv-boards/py{version} "
                     f"where a python{version} exists)")
@@ -238,7 +238,7 @@ def test_the_shipped_agent_runs_jobs_on_old_and_new_board_pythons(board, tiny_fi
 def test_tegrastats_on_the_jetson_is_read_by_the_agent(board, tiny_files, tmp_path):
     """The Jetson path with a real Orin Nano tegrastats line (JetPack 6), replayed on the 'board' by a
     stand-in tegrastats that keeps printing it: VDD_IN 17.946 W."""
-    samples = Path(__file__).resolve().parent / "fixtures" / "power-samples"
+    samples = FIXTURES / "power-samples"
     line = (samples / "tegrastats_orin_nano8gb_jp6_jetson_stats_issue624.txt").read_text().strip()
     tool = executable(tmp_path / "tegrastats", f'#!/bin/sh\nwhile true; do echo "{line}"; sleep 0.05; done\n')
     text = board.target_toml("jetson", ["onnxruntime"]).replace(
@@ -254,8 +254,8 @@ def test_tegrastats_on_the_jetson_is_read_by_the_agent(board, tiny_files, tmp_pa
 
 def test_a_board_that_reboots_mid_run_fails_its_jobs_keeps_the_rest_and_resumes(tiny_files, tmp_path):
     """The 'board' goes down during the second job (its sshd stops and the shared SSH connection to it is
-    closed, as in a reboot): that job fails with the reason, the ones after fail fast ("lost the board"), the finished row
-    stays, and --resume finishes the run once the board is back."""
+    closed, as in a reboot): that job fails with the reason, the ones after fail fast ("lost the board"), the
+    finished row stays, and --resume finishes the run once the board is back."""
     from sshd import start_board
 
     board = start_board(tmp_path / "board")

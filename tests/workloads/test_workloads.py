@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import tiny_workload_toml, write
+from helpers import tiny_workload_toml, write
 
 from workloads.costs import model_cost
 from workloads.datasets import DatasetSpec, prepare

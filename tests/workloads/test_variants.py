@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import onnx
 import pytest
+from helpers import tiny_workload_toml, write
 
-from conftest import tiny_workload_toml, write
 from harness.core.errors import ConfigError
 from workloads.build import build_base, build_variants
 from workloads.spec import load_workload

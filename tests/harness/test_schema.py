@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import FIXTURES, PROJECT_ROOT
 
 from harness.core import migrations, schema
 from harness.core.errors import ConfigError
@@ -17,10 +18,10 @@ from harness.core.jobs import KEY_COLUMNS
 from harness.core.rundir import RunStore
 from harness.core.schema import COLUMNS, RESULT_FORMAT_VERSION
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 # A real run written by commit 39f6013 (format 1): tiny-digits fp32 and int8 on onnxruntime (ok) and on
 # litert (skipped); see tests/fixtures/runs/README.txt
-FORMAT_1 = Path(__file__).resolve().parent / "fixtures" / "runs" / "format-1"
+FORMAT_1 = FIXTURES / "runs" / "format-1"
 # The header of the current format; changing COLUMNS changes it
 FORMAT_COLUMNS_SHA256 = {2: "cb05e5495b7bc0b7"}
 

@@ -9,9 +9,9 @@ import importlib.util
 import numpy as np
 import onnx
 import pytest
+from helpers import tiny_workload_toml, write
 from onnx import numpy_helper
 
-from conftest import tiny_workload_toml, write
 from harness.core.errors import ConfigError
 from targets.backends.base import Unsupported
 from targets.backends.litert_backend import LiteRtBackend, TfliteRuntimeBackend

@@ -7,8 +7,8 @@ import importlib.util
 
 import numpy as np
 import pytest
+from helpers import tiny_workload_toml, write
 
-from conftest import tiny_workload_toml, write
 from targets.backends.base import Unsupported
 from targets.backends.tensorrt_backend import engine_key, is_qdq
 from targets.backends.torch_backend import TorchBackend

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FIXTURES
 
 from harness.core.errors import ConfigError
 from power.hwmon import HwmonSource
@@ -16,7 +17,7 @@ from power.rapl import RaplSource, energy_delta_uj
 from power.rpi_pmic import RpiPmicSource
 from power.tegrastats import TegrastatsSource
 
-SAMPLES = Path(__file__).parent / "fixtures" / "power-samples"
+SAMPLES = FIXTURES / "power-samples"
 
 
 def files(root: Path, entries: dict) -> None:

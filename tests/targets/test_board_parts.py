@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from targets.backends.finn_backend import FinnBackend
 from targets.agent.board_facts import BoardIO, jetson_facts, parse_nvpmodel, parse_throttled, rpi_facts
+from targets.backends.finn_backend import FinnBackend
 from targets.fpga.packing import pack_innermost, unpack_innermost
 
 
@@ -286,11 +286,11 @@ def test_clock_map_finds_a_boards_offset_within_its_uncertainty():
     bounds the error, and board windows land on the host's clock."""
     import time
 
-    from harness.core.measurement import Window
     from harness.app.rows import add_energy
-    from targets.base import Measurement
+    from harness.core.measurement import Window
     from targets.agent.wire import ClockReply
     from targets.agent_driver import ClockMap
+    from targets.base import Measurement
 
     ahead_ns = 5_000_000_000
 

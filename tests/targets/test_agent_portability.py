@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import ast
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import PROJECT_ROOT
 
 from targets.bundle import agent_files
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 BOARD_SIDE = [name for name in agent_files() if name.endswith(".py")]
 # the standard library as Python 3.8 has it (3.9+ added these), numpy, and the project's own packages
 ALLOWED_TOP_LEVEL = (set(sys.stdlib_module_names) - {"tomllib", "zoneinfo", "graphlib"}) | {

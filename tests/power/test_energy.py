@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from harness.core.measurement import Window
+from harness.core.traces import TraceSlice
 from power.emulators.profile import steps_and_ramps
 from power.energy import job_energy, min_window_s, window_energy_j
-from harness.core.traces import TraceSlice
 from power.trace import PowerTrace
 
 S = 1_000_000_000

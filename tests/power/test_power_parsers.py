@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from helpers import FIXTURES
 
 from power import ina219, rdtech, rpi_pmic, tegrastats
 
-SAMPLES = Path(__file__).parent / "fixtures" / "power-samples"
+SAMPLES = FIXTURES / "power-samples"
 
 
 def lines(name: str) -> list[str]:

@@ -14,11 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import TINY_PROTOCOL, tiny_workload_toml, write
+from helpers import TESTS_DIR, TINY_PROTOCOL, tiny_workload_toml, write
 
 from harness.core.errors import ConfigError
 
-HERE = Path(__file__).resolve().parent
 DEMO = "edgebench-plugin-demo 0.1"
 
 
@@ -26,7 +25,7 @@ DEMO = "edgebench-plugin-demo 0.1"
 def demo_site(tmp_path_factory) -> Path:
     """tests/plugin_dist installed (pip, no network) into a directory of its own."""
     tmp = tmp_path_factory.mktemp("plugin")
-    source = shutil.copytree(HERE / "plugin_dist", tmp / "src")  # the build writes next to its sources
+    source = shutil.copytree(TESTS_DIR / "plugin_dist", tmp / "src")  # the build writes next to its sources
     site = tmp / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "--target", str(site), str(source)], check=True, capture_output=True)

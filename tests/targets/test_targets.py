@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write
+from helpers import write
 
 from harness.core.errors import ConfigError
 from targets.registry import adapters, load_adapter
