@@ -157,6 +157,10 @@ def drive_job(client: AgentClient, request: JobRequest, idle_timeout_s: float,
         if isinstance(message, Progress):
             on_progress(message.phase, message.done, message.total)
         elif isinstance(message, JobResult):
+            if message.latency_out != request.latency_out:
+                # the host reads only the file it named: a board never points it at another host file
+                raise JobError(f"agent answered with samples in {message.latency_out!r}; this host asked for "
+                               f"{request.latency_out!r}")
             return message
         elif isinstance(message, JobFailed):
             raise (SkipJob if message.kind == "skip" else JobError)(message.message)
@@ -169,6 +173,8 @@ def result_latency_ns(result: JobResult) -> np.ndarray:
     """The raw samples, from the file the agent saved them to or inline."""
     if result.latency_out:
         return np.load(result.latency_out, allow_pickle=False)
+    if result.latency_ns_b64 is None:
+        raise JobError("agent sent a result without latency samples")
     return np.frombuffer(base64.b64decode(result.latency_ns_b64), dtype="<i8").astype(np.int64)
 
 

@@ -26,6 +26,8 @@ def exits(exit_logits: np.ndarray, criterion: str, threshold: float) -> np.ndarr
 class EarlyExitModel:
     """Two loaded stage backends (each exposing `outputs(x) -> list of arrays`) and the exit rule."""
 
+    measurement_note = None
+
     def __init__(self, stage1, stage2, criterion: str, threshold: float):
         self.stage1, self.stage2 = stage1, stage2
         self.criterion, self.threshold = criterion, threshold

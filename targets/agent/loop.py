@@ -24,15 +24,14 @@ def host_lines():
     import queue
     import threading
 
-    from targets.agent.measure import RUNNING_MONITORS
+    from targets.agent.measure import stop_all_monitors
 
     lines = queue.Queue()
 
     def read():
         for line in sys.stdin:
             lines.put(line)
-        for monitor in RUNNING_MONITORS:
-            monitor.stop()
+        stop_all_monitors()
         os._exit(0)
 
     threading.Thread(target=read, name="host-lines", daemon=True).start()

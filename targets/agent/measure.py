@@ -21,9 +21,25 @@ from targets.backends.base import Unsupported
 RUNNING_MONITORS = []
 
 
+def stop_all_monitors() -> None:
+    """Stop every running power source (the host went away: nobody will read them)."""
+    for monitor in list(RUNNING_MONITORS):
+        monitor.stop()
+
+
+def backend_class(request: JobRequest):
+    """The backend's class by the reference the host resolved; a plug-in backend that is not installed on
+    this device is a skip that says so (the shipped agent carries edgebench's own backends only)."""
+    try:
+        return load_ref(request.backend_ref)
+    except ImportError as exc:
+        raise Unsupported("backend '{}' ({}) is not importable on this device ({}): install the package "
+                          "that provides it there".format(request.backend, request.backend_ref, exc)) from None
+
+
 def load_model(request: JobRequest):
     """The backend (or, for an early-exit artifact, its two stages and the exit rule)."""
-    backend_cls = load_ref(request.backend_ref)
+    backend_cls = backend_class(request)
     artifact = request.artifact
     options = dict(request.backend_options)
     options.update(artifact.get("backend_options", {}).get(request.backend, {}))
@@ -95,9 +111,9 @@ def _accuracy_pass(model, x, y, fixed_batch, send) -> int:
 def _measure(request: JobRequest, monitor, send) -> JobResult:
     send(Progress("load", 0, 1))
     model = load_model(request)
-    staged = isinstance(model, EarlyExitModel)
+    early_exit = isinstance(model, EarlyExitModel)
     batch_size = request.batch_size
-    fixed_batch = None if staged else model.fixed_batch
+    fixed_batch = None if early_exit else model.fixed_batch
     if fixed_batch is not None and fixed_batch != batch_size:
         raise Unsupported("the model has a fixed batch size of {}; batch_size {} cannot run".format(
             fixed_batch, batch_size))
@@ -105,7 +121,7 @@ def _measure(request: JobRequest, monitor, send) -> JobResult:
     with np.load(request.artifact["eval_data"], allow_pickle=False) as data:
         x, y = data["x"], data["y"]
     correct = _accuracy_pass(model, x, y, fixed_batch, send)
-    if staged:
+    if early_exit:
         call, args = model.runner(x)
     else:
         call, args = model.runner(np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:])))
@@ -119,9 +135,9 @@ def _measure(request: JobRequest, monitor, send) -> JobResult:
         accuracy=correct / len(y), n_correct=correct, n_eval=len(y),
         windows=[[w.start_ns, w.end_ns, w.n_iterations] for w in timed.windows],
         warmup_iterations=timed.warmup_iterations, warmup_s=timed.warmup_s, peak_rss_mb=peak_rss_mb(),
-        backend_info=model.stage1.info() if staged else model.info(),
-        exit_rate=model.exit_rate if staged else None,
-        warnings=[model.measurement_note] if getattr(model, "measurement_note", None) else [],
+        backend_info=model.stage1.info() if early_exit else model.info(),
+        exit_rate=model.exit_rate if early_exit else None,
+        warnings=[model.measurement_note] if model.measurement_note else [],
         device_energy=device_energy(monitor, timed.windows, batch_size) if monitor is not None else None)
     if request.latency_out:
         np.save(request.latency_out, latency)

@@ -27,6 +27,7 @@ def require_runtime(module: str, package: str):
 
 class Backend:
     name = ""
+    measurement_note = None  # a caveat every row of this backend carries (e.g. "measures no accelerator")
 
     def __init__(self, threads: int, options: dict):
         self.threads = threads
