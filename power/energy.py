@@ -14,6 +14,9 @@ import numpy as np
 from harness.core.measurement import Window
 from power.trace import TraceSlice
 
+# numpy 2 renamed trapz; a JetPack 5 board (Python 3.8) has numpy 1.x, where only trapz exists
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz
+
 # A window must hold at least this many samples for its energy to count (20 samples, per the issue and
 # common practice for host-polled meters).
 MIN_SAMPLES_PER_WINDOW = 20
@@ -28,7 +31,7 @@ def window_energy_j(trace: TraceSlice, start_ns: int, end_ns: int) -> float:
     edges_p = np.interp([start_ns, end_ns], t.astype(np.float64), p)
     times = np.concatenate(([start_ns], t[inside], [end_ns])).astype(np.float64)
     power = np.concatenate(([edges_p[0]], p[inside], [edges_p[1]]))
-    return float(np.trapezoid(power, times) / 1e9)
+    return float(_trapezoid(power, times) / 1e9)
 
 
 def samples_in(trace: TraceSlice, start_ns: int, end_ns: int) -> int:

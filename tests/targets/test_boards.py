@@ -196,13 +196,26 @@ exec {board.python} "$@"
     assert rows_of(run_dir)[("fp32", "onnxruntime")]["status"] == "ok"
 
 
-def test_board_side_power_is_read_by_the_agent_on_the_boards_clock(board, tiny_files, tmp_path):
+def board_python(board, version: str | None) -> str:
+    """This venv's Python (None), or a board environment of another version (skipped where absent)."""
+    if version is None:
+        return board.python
+    python = PROJECT_ROOT / ".venv-boards" / f"py{version}" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"no Python {version} board environment here (`make test` builds .venv-boards/py{version} "
+                    f"where a python{version} exists)")
+    return str(python)
+
+
+@pytest.mark.parametrize("version", [None, "3.8"], ids=["host-python", "python3.8"])
+def test_board_side_power_is_read_by_the_agent_on_the_boards_clock(board, tiny_files, tmp_path, version):
     hwmon = tmp_path / "sys/class/hwmon/hwmon1"  # an INA226 on the board's hwmon, at a steady 2 W
     hwmon.mkdir(parents=True)
     for name, value in {"name": "ina226", "in1_input": 5000, "curr1_input": 400, "power1_input": 2000000}.items():
         (hwmon / name).write_text(f"{value}\n")
     text = board.target_toml("jetson", ["onnxruntime", "torch"]).replace(
-        'source = "none"', f'source = "hwmon"\nroot = "{tmp_path}"\nidle_s = 0.2')
+        'source = "none"', f'source = "hwmon"\nroot = "{tmp_path}"\nidle_s = 0.2').replace(
+        f'python = "{board.python}"', f'python = "{board_python(board, version)}"')
     target = write(tmp_path / "jetson.toml", text)
     code, run_dir = bench(target, tiny_files["suite"], tmp_path / "runs")
     assert code == 0
@@ -217,10 +230,7 @@ def test_board_side_power_is_read_by_the_agent_on_the_boards_clock(board, tiny_f
 
 @pytest.mark.parametrize("version", ["3.8", "3.13"])
 def test_the_shipped_agent_runs_jobs_on_old_and_new_board_pythons(board, tiny_files, tmp_path, version):
-    python = PROJECT_ROOT / ".venv-boards" / f"py{version}" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"no Python {version} board environment here (`make test` builds .venv-boards/py{version} "
-                    f"where a python{version} exists)")
+    python = board_python(board, version)
     text = board.target_toml("rpi", ["onnxruntime", "torch"]).replace(f'python = "{board.python}"',
                                                                       f'python = "{python}"')
     target = write(tmp_path / "rpi.toml", text)
