@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.core.plugins import load, registry
+from targets.base import Target
 
 GROUP = "edgebench.targets"
 
@@ -13,4 +14,4 @@ def adapters() -> dict:
 
 
 def load_adapter(name: str, where: str = ""):
-    return load(GROUP, name, where)
+    return load(GROUP, name, where, base=Target)

@@ -75,7 +75,8 @@ class Plugin:
     def module(self) -> str:
         return self.ref.split("[")[0].partition(":")[0].strip()  # entry points may carry [extras]
 
-    def load(self, where: str = ""):
+    def load(self, where: str = "", base: type = None):
+        """The object, imported; with `base`, it must be a subclass of it (the plug-in's kind)."""
         place = where + ": " if where else ""
         label = "{} '{}' ({}, from {})".format(self.kind, self.name, self.ref, self.origin)
         if self.rivals:  # which one wins would depend on sys.path order: make the user choose
@@ -83,11 +84,15 @@ class Plugin:
                 place, label, ", ".join(self.rivals)))
         try:
             if ":" in self.ref:
-                return load_ref(self.ref.split("[")[0].strip())
-            return importlib.import_module(self.module)
+                obj = load_ref(self.ref.split("[")[0].strip())
+            else:
+                obj = importlib.import_module(self.module)
         except Exception as exc:  # a broken plug-in must not look like an edgebench bug
             raise ConfigError("{}{} failed to import: {}: {}".format(
                 place, label, type(exc).__name__, exc)) from None
+        if base is not None and not (isinstance(obj, type) and issubclass(obj, base)):
+            raise ConfigError("{}{} is not a {}.{} subclass".format(place, label, base.__module__, base.__qualname__))
+        return obj
 
 
 _SCANNED = {}
@@ -136,6 +141,7 @@ def find(group: str, name: str, where: str = "") -> Plugin:
     return found[name]
 
 
-def load(group: str, name: str, where: str = ""):
-    """The object entry `name` of `group` names, imported; errors name the plug-in and its distribution."""
-    return find(group, name, where).load(where)
+def load(group: str, name: str, where: str = "", base: type = None):
+    """The object entry `name` of `group` names, imported (and checked to subclass `base`); errors name
+    the plug-in and its distribution."""
+    return find(group, name, where).load(where, base)

@@ -36,11 +36,8 @@ def backend_ref(name, where=""):
     """The backend's import reference ("module:Class"), which the agent loads. Imported here first, so a
     broken plug-in fails naming itself and its distribution instead of as a traceback from the agent
     (backend modules import their runtime lazily, so this needs no runtime on the host)."""
+    from targets.backends.base import Backend
+
     plugin = find(GROUP, name, where)
-    plugin.load(where)
+    plugin.load(where, base=Backend)
     return plugin.ref
-
-
-def load_backend(name, where=""):
-    """The backend class (host side), with errors that name the plug-in and its distribution."""
-    return find(GROUP, name, where).load(where)

@@ -202,6 +202,30 @@ def test_a_plugin_power_source_must_have_the_source_shape(tmp_path, monkeypatch)
         _power_spec("slow")
 
 
+def test_a_plugin_target_or_backend_must_subclass_its_kind(tmp_path, monkeypatch):
+    """A BoardSession registered as a target (an easy slip) or a backend that is no Backend is named in
+    a one-line error, not a traceback from deep in the run."""
+    from targets.backends import backend_ref
+    from targets.registry import load_adapter
+
+    fake_distribution(tmp_path, "edgebench-slip", "[edgebench.targets]\nslip = slip_plugin:SlipSession\n"
+                      "[edgebench.backends]\nslip = slip_plugin:NotABackend\n", "slip_plugin", """
+    from targets.board import BoardSession
+
+    class SlipSession(BoardSession):
+        board_kind = "slip"
+
+    class NotABackend:
+        pass
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="target adapter 'slip' .*edgebench-slip.* is not a targets.base.Target "
+                                          "subclass"):
+        load_adapter("slip", "t.toml")
+    with pytest.raises(ConfigError, match="backend 'slip' .*is not a targets.backends.base.Backend subclass"):
+        backend_ref("slip")
+
+
 def test_an_emulated_plugin_source_is_labelled_so_in_its_rows(tmp_path, monkeypatch):
     """Reports and rows tell emulation by the energy_source name: an emulated source gets the prefix."""
     from power.registry import make_source
