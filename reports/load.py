@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.core.baselines import BaselineAccuracies
 from harness.core.errors import ConfigError
 from harness.core.migrations import read_run
 from harness.core.schema import BOOLEAN, COLUMNS, NUMERIC
-
-__all__ = ["NUMERIC", "load_run"]
 
 
 def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
@@ -27,4 +26,18 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
         rows[column] = pd.to_numeric(rows[column].replace("", None), errors="coerce")
     for column in BOOLEAN:
         rows[column] = rows[column].map({"True": True, "False": False})
+    fill_accuracy_deltas(rows)
     return data.info, rows
+
+
+def fill_accuracy_deltas(rows: pd.DataFrame) -> None:
+    """A variant measured before its baseline had an ok row (the baseline failed, then --resume ran it)
+    was written without a delta: take it from the same run's baseline now."""
+    missing = (rows["status"] == "ok") & (rows["family"] != "baseline") & rows["accuracy_delta"].isna()
+    if not missing.any():
+        return
+    baselines = BaselineAccuracies(rows.to_dict("records"))
+    for index in rows.index[missing]:
+        reference = baselines.reference(rows.loc[index])
+        if reference is not None:
+            rows.loc[index, "accuracy_delta"] = rows.loc[index, "accuracy"] - reference

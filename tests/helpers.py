@@ -46,3 +46,26 @@ def tiny_workload_toml(name: str = "tiny-digits", epochs: int = 4, width: int = 
 TESTS_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = TESTS_DIR.parent
 FIXTURES = TESTS_DIR / "fixtures"
+
+
+def fake_run(path: Path, p50_ms: float, accuracy: float, seed: int) -> Path:
+    """A run directory holding one job whose samples are drawn around `p50_ms`."""
+    import numpy as np
+
+    from harness.core.measurement import Window
+    from harness.core.rundir import RunStore
+    from harness.core.schema import COLUMNS
+    from harness.core.stats import summarize
+
+    store = RunStore.create(path.parent, path.name, {"run_id": path.name})
+    rng = np.random.default_rng(seed)
+    latency_ns = (rng.normal(p50_ms, p50_ms * 0.05, 3000) * 1e6).astype(np.int64)
+    windows = [Window(0, 10**10, 1000)] * 3
+    row = {c: "" for c in COLUMNS}
+    row.update(summarize(latency_ns, windows, 1))
+    row.update(run_id=path.name, job_id="w__fp32__onnxruntime__t1__b1", status="ok", workload="w",
+               variant="fp32", target="cpu", backend="onnxruntime", precision="fp32", threads=1,
+               batch_size=1, family="baseline", accuracy=accuracy, peak_rss_mb=100.0,
+               raw_latency_file=store.save_latency("w__fp32__onnxruntime__t1__b1", latency_ns, windows))
+    store.append(row)
+    return path

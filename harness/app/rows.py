@@ -6,6 +6,7 @@ import base64
 import json
 from dataclasses import asdict
 
+from harness.core.baselines import BaselineAccuracies
 from harness.core.environment import utc_now
 from harness.core.jobs import Artifact, Job
 from harness.core.measurement import Window
@@ -25,27 +26,6 @@ def job_row(run_id: str, job: Job, artifact: Artifact | None) -> dict:
                    else "", model_bytes=artifact.model_bytes, params=artifact.params, macs=artifact.macs,
                    weight_sparsity=round(artifact.weight_sparsity or 0.0, 4), n_eval=artifact.n_eval)
     return row
-
-
-class BaselineAccuracies:
-    """Each fp32 baseline's measured accuracy in this run, kept in memory (a resumed run is seeded from
-    its finished rows), so every other variant's accuracy delta finds its reference whatever the order."""
-
-    def __init__(self, rows: list[dict] = ()):
-        self._rows = [dict(r) for r in rows if r["status"] == "ok" and r["family"] == "baseline"]
-
-    def add(self, row: dict) -> None:
-        if row["status"] == "ok" and row["family"] == "baseline":
-            self._rows.append(row)
-
-    def reference(self, job: Job) -> float | None:
-        """The baseline's accuracy for the same workload and target: on the same backend (same settings
-        first), else on another backend (a .tflite variant's baseline is the ONNX model it was converted
-        from, which LiteRT cannot run)."""
-        candidates = [r for r in self._rows if r["workload"] == job.workload and r["target"] == job.target]
-        candidates.sort(key=lambda r: (r["backend"] != job.backend, str(r["threads"]) != str(job.threads),
-                                       str(r["batch_size"]) != str(job.batch_size)))
-        return float(candidates[0]["accuracy"]) if candidates else None
 
 
 def expected_macs(stage_macs: list, exit_rate: float) -> float | None:
@@ -71,7 +51,7 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
         row["expected_macs"] = expected_macs([s["macs"] for s in artifact.stages], m.exit_rate)
     if m.warnings:
         row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.warnings]))
-    reference = m.accuracy if job.family == "baseline" else baselines.reference(job)
+    reference = m.accuracy if job.family == "baseline" else baselines.reference(asdict(job))
     row["accuracy_delta"] = m.accuracy - reference if reference is not None else None
     return row
 

@@ -61,8 +61,8 @@ class Job:
 def expand(workloads: list, target: str, backends: list[str], threads: list[int],
            batch_sizes: list[int], suite: str) -> list[Job]:
     """workloads x variants (those meant for this suite) x backends x threads x batch sizes, baselines
-    first within each workload so that every other variant's accuracy delta has its reference when its
-    row is written."""
+    first within each workload: the accuracy deltas then have their reference while the run goes (and
+    where one has not, harness.core.baselines says how it is filled in)."""
     jobs = []
     for workload in workloads:
         variants = [v for v in workload.variants if v.suites is None or suite in v.suites]

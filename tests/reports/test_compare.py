@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+from helpers import fake_run
 
-from harness.core.measurement import Window
-from harness.core.rundir import RunStore
-from harness.core.schema import COLUMNS
-from harness.core.stats import summarize
 from reports.compare import compare_runs, latency_verdict, write_comparison
-
-
-def fake_run(path: Path, p50_ms: float, accuracy: float, seed: int) -> Path:
-    """A run directory holding one job whose samples are drawn around `p50_ms`."""
-    store = RunStore.create(path.parent, path.name, {"run_id": path.name})
-    rng = np.random.default_rng(seed)
-    latency_ns = (rng.normal(p50_ms, p50_ms * 0.05, 3000) * 1e6).astype(np.int64)
-    windows = [Window(0, 10**10, 1000)] * 3
-    row = {c: "" for c in COLUMNS}
-    row.update(summarize(latency_ns, windows, 1))
-    row.update(run_id=path.name, job_id="w__fp32__onnxruntime__t1__b1", status="ok", workload="w",
-               variant="fp32", target="cpu", backend="onnxruntime", precision="fp32", threads=1,
-               batch_size=1, family="baseline", accuracy=accuracy, peak_rss_mb=100.0,
-               raw_latency_file=store.save_latency("w__fp32__onnxruntime__t1__b1", latency_ns, windows))
-    store.append(row)
-    return path
 
 
 def test_same_distribution_is_no_change_and_a_slowdown_is_a_regression(tmp_path):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from test_compare import fake_run
+import pytest
+from helpers import fake_run
 
 from reports.pareto import pareto_mask
 from reports.report import write_report
@@ -35,3 +36,24 @@ def test_gpu_copy_columns_appear_only_when_a_backend_reported_them():
     assert "H2D ms" not in table_cells(cpu)[0]
     headers, body = table_cells(gpu)
     assert "H2D ms" in headers and body[0][headers.index("D2H ms")] == "0.0080"
+
+
+def test_an_accuracy_delta_does_not_depend_on_the_order_jobs_ran_in(tmp_path):
+    """The baseline failed first and --resume measured it after the variant: the variant's row has no
+    delta on disk, and reading the run takes it from the same run's baseline."""
+    from harness.core.rundir import RunStore
+    from reports.load import load_run
+
+    store = RunStore.create(tmp_path, "run", {"run_id": "run"})
+    key = {"workload": "w", "target": "cpu", "backend": "onnxruntime", "precision": "fp32", "threads": 1,
+           "batch_size": 1}
+    store.append({**key, "run_id": "run", "job_id": "w__fp32", "variant": "fp32", "family": "baseline",
+                  "status": "failed", "reason": "agent exited mid-job"})
+    store.append({**key, "run_id": "run", "job_id": "w__int8", "variant": "int8", "family": "quantize",
+                  "precision": "int8", "status": "ok", "accuracy": 0.95})
+    store.append({**key, "run_id": "run", "job_id": "w__fp32", "variant": "fp32", "family": "baseline",
+                  "status": "ok", "accuracy": 0.97, "accuracy_delta": 0.0})
+    _, rows = load_run(store.dir)
+    by_variant = rows.set_index("variant")
+    assert by_variant.loc["int8", "accuracy_delta"] == pytest.approx(-0.02)
+    assert by_variant.loc["fp32", "accuracy_delta"] == 0.0
