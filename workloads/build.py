@@ -61,7 +61,8 @@ class BaseModel:
         else:
             from workloads.models import device_spec  # torch is imported only where a model has one
 
-            torch_model, files["torch_code"] = device_spec(torch_model)
+            torch_model, source = device_spec(torch_model)
+            files["torch_code"] = str(torch_code_file(source))
         if "onnx" in files:
             cost = model_cost(Path(files["onnx"]), self.data.input_shape)
         else:  # another format of the base network (.tflite): the base's counts, the file's own size
@@ -107,6 +108,12 @@ class BaseModel:
 
         folder, _ = cached_dir("variants", f"{self.workload.name}-{variant.family}-{key}", build_and_describe)
         return folder
+
+
+def torch_code_file(source: str) -> Path:
+    """A model definition as a file of its own (content-addressed), staged with the artifact."""
+    folder, _ = cached_dir("torch-code", content_hash(source), lambda tmp: (tmp / "model_def.py").write_text(source))
+    return folder / "model_def.py"
 
 
 def _train_reference(workload: WorkloadSpec, data: PreparedData, progress: Progress) -> tuple[Path, bool]:

@@ -113,12 +113,17 @@ def build_model(arch: str, in_channels: int, n_classes: int, params: dict | None
                            where) from None
 
 
+# What a model's definition needs on a device: torch alone (the board may run Python 3.8).
+DEVICE_SOURCE_HEADER = "from __future__ import annotations\n\nimport torch\nfrom torch import nn\n\n\n"
+
+
 def device_spec(spec: dict) -> tuple[dict, str]:
-    """How a device rebuilds the model for eager PyTorch: the class's name and keyword arguments, and the
-    file that defines it (it travels with the artifact, so the torch backend knows no model by name)."""
+    """How a device rebuilds the model for eager PyTorch: the class's name and keyword arguments, and a
+    standalone source that defines it (it travels with the artifact: the torch backend knows no model by
+    name, and a board needs nothing of edgebench but the agent)."""
     cls = ARCHS[spec["arch"]][0]
     kwargs = {"in_channels": spec["in_channels"], "n_classes": spec["n_classes"], **(spec.get("params") or {})}
-    return {"class": cls.__qualname__, "kwargs": kwargs}, inspect.getsourcefile(cls)
+    return {"class": cls.__qualname__, "kwargs": kwargs}, DEVICE_SOURCE_HEADER + definition_source(spec["arch"])
 
 
 def definition_source(arch: str) -> str:

@@ -27,7 +27,7 @@ class Artifact:
     model_bytes: int
     params: int
     macs: int
-    torch_model: dict | None = None   # eager PyTorch: {"class", "kwargs"}, defined in files["torch_code"]
+    torch_model: dict | None = None   # eager PyTorch: {"class", "kwargs"}; files["torch_code"] defines it
     variant_params: dict = field(default_factory=dict)
     stages: list[dict] = field(default_factory=list)
     host_accuracy: float | None = None

@@ -72,3 +72,29 @@ def test_shipped_workloads_parse_and_the_quick_suite_names_them():
     assert {"digits-cnn", "mnist-resnet8", "mnist-dscnn"} <= set(files)
     archs = {find_workload(name).model.arch for name in files}
     assert {"small_cnn", "resnet8", "ds_cnn"} <= archs
+
+
+@pytest.mark.parametrize("arch", ["small_cnn", "resnet8", "ds_cnn"])
+def test_a_models_device_source_stands_alone_on_a_python_3_8_board(arch, tmp_path):
+    """The torch backend rebuilds a model from the source that travels with the artifact: it must parse as
+    Python 3.8, import torch alone, and build the same network as the host's class."""
+    import ast
+
+    import torch
+
+    from harness.core.plugins import load_source_file
+    from workloads.models import build_model, device_spec
+
+    spec, source = device_spec({"arch": arch, "in_channels": 1, "n_classes": 10, "params": {}})
+    tree = ast.parse(source, feature_version=(3, 8))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"__future__", "torch"}
+    path = tmp_path / "model_def.py"
+    path.write_text(source)
+    rebuilt = getattr(load_source_file(str(path)), spec["class"])(**spec["kwargs"])
+    host = build_model(arch, 1, 10)
+    rebuilt.load_state_dict(host.state_dict())  # same parameter names and shapes
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(rebuilt.eval()(x), host.eval()(x))
