@@ -95,11 +95,13 @@ class BaseModel:
         model.load_state_dict(torch.load(self.torch_state_path, map_location="cpu", weights_only=True))
         return model.eval()
 
-    def build_variant(self, variant, build: Callable[[Path], dict], source: str) -> Path:
+    def build_variant(self, variant, build: Callable[[Path], dict]) -> Path:
         """A variant's folder, built once by `build(tmp) -> meta` and cached by a hash of the base model,
-        the family, its parameters and the family's code (`source`)."""
+        the family, its parameters and the family's code (changing how a family builds rebuilds it)."""
+        from workloads.variants.fingerprint import family_code
+
         key = content_hash({"base": str(self.onnx_path), "base_bytes": self.onnx_path.stat().st_size,
-                            "family": variant.family, "params": variant.params, "code": source,
+                            "family": variant.family, "params": variant.params, "code": family_code(variant.family),
                             "build_version": BUILD_VERSION})
 
         def build_and_describe(tmp: Path) -> None:

@@ -104,7 +104,6 @@ class Fp16Family:
 
     @staticmethod
     def build(base, variant):
-        from workloads.variants.fingerprint import family_code
 
         def make(tmp):
             import onnx
@@ -114,6 +113,6 @@ class Fp16Family:
             onnx.save(model, str(tmp / "model.onnx"))
             return {"built_by": DISTRIBUTION}
 
-        folder = base.build_variant(variant, make, family_code(variant.family))
+        folder = base.build_variant(variant, make)
         return base.artifact(variant.name, variant.family, variant.precision, folder, variant.params,
                              same_macs_as_base=True)

@@ -31,7 +31,6 @@ from harness.core.config import Table
 from harness.core.errors import ConfigError, unknown_name
 from harness.core.jobs import Artifact
 from workloads.models import ARCHS
-from workloads.variants.fingerprint import family_code
 
 
 def parse(table: Table) -> dict:
@@ -168,5 +167,5 @@ def build(base, variant) -> Artifact:
                 "torch_model": {"arch": params["student_arch"], "in_channels": spec["in_channels"],
                                 "n_classes": spec["n_classes"], "params": params["student_params"]}}
 
-    folder = base.build_variant(variant, make, family_code("distill"))
+    folder = base.build_variant(variant, make)
     return base.artifact(variant.name, "distill", variant.precision, folder, params)

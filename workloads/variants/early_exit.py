@@ -25,7 +25,6 @@ from torch import nn
 from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
-from workloads.variants.fingerprint import family_code
 
 CRITERIA = ("confidence", "entropy")
 
@@ -134,7 +133,7 @@ def build(base, variant) -> Artifact:
         export_onnx(joint.stage2, features, tmp / "stage2.onnx")
         return {"feature_shape": list(features.shape[1:])}
 
-    folder = base.build_variant(replace(variant, params=shared), make, family_code("early_exit"))
+    folder = base.build_variant(replace(variant, params=shared), make)
     meta = json.loads((folder / "meta.json").read_text())
     stage_paths = [folder / "stage1.onnx", folder / "stage2.onnx"]
     costs = [model_cost(stage_paths[0], base.data.input_shape),

@@ -25,7 +25,6 @@ from torch import nn
 from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
-from workloads.variants.fingerprint import family_code
 
 METHODS = ("magnitude", "channel")
 
@@ -105,5 +104,5 @@ def build(base, variant) -> Artifact:
             meta["torch_model"] = base.torch_model
         return meta
 
-    folder = base.build_variant(variant, make, family_code("prune"))
+    folder = base.build_variant(variant, make)
     return base.artifact(variant.name, "prune", variant.precision, folder, params)

@@ -36,7 +36,6 @@ from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
 from workloads.quiet import native_output_captured
-from workloads.variants.fingerprint import family_code
 
 # QONNX reference vs. the onnxruntime artifact: share of samples whose predicted class must agree
 # (the two round ties differently, so an exact match is not expected).
@@ -194,6 +193,6 @@ def build(base, variant) -> Artifact:
                 "qat_accuracy": accuracy(model, x_eval, y_eval),  # brevitas in PyTorch
                 "qonnx_agreement": agreement}
 
-    folder = base.build_variant(variant, make, family_code("qat"))
+    folder = base.build_variant(variant, make)
     return base.artifact(variant.name, "qat", variant.precision, folder, params, same_macs_as_base=True,
                          backend_options={"onnxruntime": {"qdq_fusion": False}})

@@ -21,7 +21,6 @@ import numpy as np
 from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
-from workloads.variants.fingerprint import family_code
 
 SCHEMES = ("ort-static", "ort-dynamic", "fp16")
 QUANT_TYPES = ("uint8", "int8")
@@ -138,6 +137,6 @@ def build(base, variant) -> Artifact:
         x, y = base.data.load_eval()
         return {"host_accuracy": host_accuracy(out, x, y)}
 
-    folder = base.build_variant(variant, make, family_code("quantize"))
+    folder = base.build_variant(variant, make)
     # the same multiply-accumulates at a lower precision (onnx-tool cannot profile every quantized graph)
     return base.artifact(variant.name, "quantize", variant.precision, folder, params, same_macs_as_base=True)

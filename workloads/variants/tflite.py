@@ -23,7 +23,6 @@ from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
 from harness.core.quantization import dequantize, quantize
 from workloads.quiet import ConverterError, native_output_captured
-from workloads.variants.fingerprint import family_code
 
 QUANTIZATIONS = ("none", "int8")
 
@@ -106,5 +105,5 @@ def build(base, variant) -> Artifact:
             converted.export(str(tmp / "model.tflite"))
         return {"host_accuracy": host_accuracy(tmp / "model.tflite", x_eval, y_eval)}
 
-    folder = base.build_variant(variant, make, family_code("tflite"))
+    folder = base.build_variant(variant, make)
     return base.artifact(variant.name, "tflite", variant.precision, folder, params, same_macs_as_base=True)
