@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from harness.core.rundir import KEY, load_latency
+from harness.core.rundir import load_latency
+from harness.core.schema import KEY
 from reports.load import load_run
 from reports.render import fmt, markdown_table, render_html
 

@@ -13,10 +13,6 @@ from harness.core.schema import REPORT_COLUMNS, REPORT_WHEN_PRESENT
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-# (column, header, format) for the results table of a report, from the result schema
-RESULT_COLUMNS = REPORT_COLUMNS
-
-
 def fmt(value, spec: str | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -28,12 +24,8 @@ def fmt(value, spec: str | None) -> str:
         return str(value)
 
 
-# shown only when some row has a value (GPU targets)
-WHEN_PRESENT = REPORT_WHEN_PRESENT
-
-
-def table_cells(rows: pd.DataFrame, columns=RESULT_COLUMNS) -> tuple[list[str], list[list[str]]]:
-    columns = [c for c in columns if c[0] not in WHEN_PRESENT
+def table_cells(rows: pd.DataFrame, columns=REPORT_COLUMNS) -> tuple[list[str], list[list[str]]]:
+    columns = [c for c in columns if c[0] not in REPORT_WHEN_PRESENT
                or (c[0] in rows and rows[c[0]].notna().any())]
     headers = [h for _, h, _ in columns]
     body = [[fmt(row.get(c), f) for c, _, f in columns] for _, row in rows.iterrows()]

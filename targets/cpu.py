@@ -12,12 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from harness.core.environment import PROJECT_ROOT
 from harness.core.jobs import Job
 from harness.core.measurement import MeasurementProtocol
 from targets.agent_driver import AgentProcess, drive_job, job_request, measurement
 from targets.base import Measurement, ProgressCallback, Session, Target
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class LocalAgent(AgentProcess):

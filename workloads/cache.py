@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from harness.core.environment import PROJECT_ROOT
 
 
 def cache_root() -> Path:

@@ -58,14 +58,18 @@ def _compare(args) -> int:
 
 
 def _list(args) -> int:
+    import power.registry
+    import targets.backends
+    import targets.registry
+    import workloads.variants
     from harness.app.suite import suite_files
     from harness.core.plugins import registry
     from targets.spec import target_files
     from workloads.spec import workload_files
 
     files = {"targets": target_files, "suites": suite_files, "workloads": workload_files}
-    plugins = {"adapters": "edgebench.targets", "backends": "edgebench.backends",  # kind -> entry-point group
-               "families": "edgebench.variants", "power": "edgebench.power_sources"}
+    plugins = {"adapters": targets.registry.GROUP, "backends": targets.backends.GROUP,  # kind -> its group
+               "families": workloads.variants.GROUP, "power": power.registry.GROUP}
     for kind in [args.kind] if args.kind else [*files, *plugins]:
         if kind in files:
             print(f"{kind}: {', '.join(files[kind]())}")

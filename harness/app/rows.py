@@ -18,14 +18,13 @@ from targets.base import Measurement
 CLOCK_UNCERTAINTY_SHARE = 0.01
 
 
-def job_row(run_id: str, job: Job, artifact: Artifact | None) -> dict:
-    row = {"run_id": run_id, "job_id": job.job_id, **asdict(job), "energy_source": "none",
-           "finished_at": utc_now()}
-    if artifact is not None:
-        row.update(variant_params=json.dumps(artifact.variant_params, sort_keys=True) if artifact.variant_params
-                   else "", model_bytes=artifact.model_bytes, params=artifact.params, macs=artifact.macs,
-                   weight_sparsity=round(artifact.weight_sparsity or 0.0, 4), n_eval=artifact.n_eval)
-    return row
+def job_row(run_id: str, job: Job, artifact: Artifact) -> dict:
+    """The row's keys and the artifact's nominal cost: what a job's row holds even when it fails."""
+    return {"run_id": run_id, "job_id": job.job_id, **asdict(job), "energy_source": "none",
+            "finished_at": utc_now(),
+            "variant_params": json.dumps(artifact.variant_params, sort_keys=True) if artifact.variant_params else "",
+            "model_bytes": artifact.model_bytes, "params": artifact.params, "macs": artifact.macs,
+            "weight_sparsity": round(artifact.weight_sparsity or 0.0, 4), "n_eval": artifact.n_eval}
 
 
 def expected_macs(stage_macs: list, exit_rate: float) -> float | None:

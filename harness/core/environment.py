@@ -11,6 +11,7 @@ from pathlib import Path
 
 import harness
 
+# the source checkout (or the installed tree): git commit, the local agent's PYTHONPATH, the cache's default
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOST_PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "onnx-tool", "scikit-learn", "mlxtend")
 

@@ -30,7 +30,6 @@ def load_source_file(path: str):
     artifact), under a name derived from the file so that two files never share a module."""
     import hashlib
     import importlib.util
-    import sys
 
     name = "edgebench_code_" + hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16]
     if name not in sys.modules:

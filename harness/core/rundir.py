@@ -13,9 +13,7 @@ import numpy as np
 from harness.core.errors import ConfigError
 from harness.core.measurement import Window
 from harness.core.migrations import check_header, migrate_in_place, read_info
-from harness.core.schema import COLUMNS, KEY, RESULT_FORMAT_VERSION
-
-__all__ = ["COLUMNS", "KEY", "FINAL_STATUSES", "RunStore", "load_latency"]
+from harness.core.schema import COLUMNS, RESULT_FORMAT_VERSION
 
 # A job with one of these statuses is not run again by --resume; "failed" ones are.
 FINAL_STATUSES = ("ok", "skipped")

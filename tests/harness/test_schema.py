@@ -67,16 +67,18 @@ def test_key_columns_are_the_jobs_and_kinds_are_known():
 
 def test_reports_take_types_and_table_from_the_schema(old_run):
     import reports.load
-    import reports.render
     from reports.load import load_run
+    from reports.render import table_cells
 
     assert reports.load.NUMERIC is schema.NUMERIC
     assert schema.NUMERIC == [c.name for c in schema.COLUMN_DEFS if c.kind in ("int", "float")]
-    assert reports.render.RESULT_COLUMNS == [(c, schema.BY_NAME[c].header, schema.BY_NAME[c].fmt)
-                                             for c in schema.REPORT_ORDER]
-    assert reports.render.WHEN_PRESENT == {"h2d_ms", "d2h_ms"}
+    assert schema.REPORT_COLUMNS == [(c, schema.BY_NAME[c].header, schema.BY_NAME[c].fmt)
+                                     for c in schema.REPORT_ORDER]
+    assert schema.REPORT_WHEN_PRESENT == {"h2d_ms", "d2h_ms"}
     _, rows = load_run(old_run)
     assert list(rows.columns) == COLUMNS
+    headers, _ = table_cells(rows)  # the report's table: the schema's headers, GPU copies absent here
+    assert headers == [h for c, h, _ in schema.REPORT_COLUMNS if c not in schema.REPORT_WHEN_PRESENT]
     for column in schema.NUMERIC:
         assert rows[column].dtype.kind in "if", column
     # ok rows are False (1 s windows), skipped rows have no value
