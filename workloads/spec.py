@@ -17,7 +17,7 @@ from harness.core.errors import ConfigError
 from workloads.datasets import SOURCES, DatasetSpec
 from workloads.models import ARCHS
 from workloads.training import TrainingSpec
-from workloads.variants import FAMILIES
+from workloads.variants import FAMILIES, load_family
 
 WORKLOADS_DIR = Path(__file__).resolve().parent
 DATASET_NAMES = (*SOURCES, "npz")
@@ -104,7 +104,7 @@ def parse_workload(data: dict, file: Path) -> WorkloadSpec:
         v_name = vt.take("name")
         family_name = vt.take("family", choices=FAMILIES)
         suites = vt.take("suites", list, None)
-        family = FAMILIES[family_name]
+        family = load_family(family_name, vt.where("family"))
         params = family.parse(Table(vt.rest(), file, f"{vt.prefix} '{v_name}'"))
         for expanded_name, expanded in family.expand(v_name, params):
             variants.append(VariantSpec(expanded_name, family_name, family.precision(expanded), expanded,

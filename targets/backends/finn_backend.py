@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from harness.core.datatypes import parse_datatype
+from harness.core.finn_datatypes import parse_datatype
 from targets.backends.base import Backend, require_runtime
 from targets.fpga.packing import pack_innermost, unpack_innermost
 

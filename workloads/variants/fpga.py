@@ -29,8 +29,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.core.config import Table
-from harness.core.datatypes import parse_datatype
 from harness.core.errors import ConfigError
+from harness.core.finn_datatypes import parse_datatype
 from harness.core.jobs import Artifact
 
 SHAPES = ("ishape_normal", "ishape_folded", "oshape_normal", "oshape_folded")
