@@ -10,8 +10,8 @@ from pathlib import Path
 from harness.core.errors import ConfigError
 from harness.core.measurement import MeasurementProtocol, Window
 from power.energy import job_energy, mean_power_w, min_window_s
-from power.registry import PowerSpec, make_source
 from power.source import clock_ns
+from power.spec import PowerSpec, make_source
 
 FIRST_SAMPLE_TIMEOUT_S = 10.0
 

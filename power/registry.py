@@ -9,33 +9,20 @@
 
 A source is a class (a power.source.PowerSource) with DEFAULTS (its keys; None = required), ON_DEVICE
 and `from_options(options)`; a separate package adds one through the entry-point group. The host resolves
-the name once, in `power_spec`: the spec carries the source's import reference, so a board-side agent
-(no package metadata there) creates it with `make_source` all the same. Board-side: Python 3.8 syntax.
+the name once, in `power_spec`: the spec (power.spec.PowerSpec) carries the source's import reference, so
+a board-side agent (no package metadata there) creates it with power.spec.make_source all the same.
+Host-side only (entry points, tomllib): a board gets power.spec, never this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from harness.core.errors import ConfigError, suggest, unknown_name
-from harness.core.plugins import find, load_ref, registry
+from harness.core.plugins import find, registry
 from power.energy import MIN_SAMPLES_PER_WINDOW
-from power.source import PowerSource
+from power.spec import PowerSpec
 
 GROUP = "edgebench.power_sources"
 COMMON_KEYS = {"idle_s": 5.0, "min_samples": MIN_SAMPLES_PER_WINDOW, "strict": False}
-
-
-@dataclass(frozen=True)
-class PowerSpec:
-    source: str = "none"
-    options: dict = field(default_factory=dict)
-    idle_s: float = 5.0
-    min_samples: int = MIN_SAMPLES_PER_WINDOW
-    strict: bool = False
-    where: str = ""
-    source_ref: str = ""     # "module:Class" of the source, resolved on the host (the agent imports it)
-    on_device: bool = False  # the source reads the device itself: on a board it runs inside the agent
 
 
 def names() -> tuple:
@@ -55,15 +42,6 @@ def source_class(name: str, where: str = ""):
         raise ConfigError(f"{label}: DEFAULTS has no 'rate_hz' (its sampling rate; windows are sized "
                           f"from it)")
     return cls
-
-
-def __getattr__(name: str):
-    """NAMES and ON_DEVICE, read from the entry points when asked for (not on import: a board has none)."""
-    if name == "NAMES":
-        return names()
-    if name == "ON_DEVICE":
-        return tuple(_on_device())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def power_spec(values: dict, where: str) -> PowerSpec:
@@ -112,22 +90,6 @@ def parse_cli(text: str) -> PowerSpec:
         except tomllib.TOMLDecodeError:
             values[key.strip()] = raw
     return power_spec(values, f"--power {text}")
-
-
-def make_source(spec: PowerSpec) -> PowerSource:
-    if spec.source_ref:  # resolved on the host: works inside a board's agent, which has no entry points
-        try:
-            cls = load_ref(spec.source_ref)
-        except Exception as exc:
-            raise ConfigError(f"{spec.where}: power source '{spec.source}' ({spec.source_ref}) failed to "
-                              f"import here: {type(exc).__name__}: {exc}") from None
-    else:
-        cls = source_class(spec.source, spec.where)
-    source = cls.from_options(dict(spec.options))
-    source.name = source.name or spec.source
-    if source.emulated and not source.name.startswith("emulated"):
-        source.name = "emulated-" + source.name  # results and reports tell emulation by this prefix
-    return source
 
 
 def _on_device() -> dict:

@@ -60,8 +60,11 @@ class BoardSession(Session):
         self._power: dict | None = None
 
     def record_power_on_device(self, spec) -> bool:
+        """A source that reads the device runs inside the agent: its spec goes with every job, and its
+        module into the agent's bundle."""
         if spec.on_device:
             self._power = asdict(spec)
+            self._agent_path = None  # an agent shipped before (info()) lacks the source: ship again
             return True
         return False
 
@@ -74,7 +77,8 @@ class BoardSession(Session):
 
     def _ship_agent(self) -> str:
         if self._agent_path is None:
-            data = build_bundle()
+            power_ref = self._power.get("source_ref") if self._power else None
+            data = build_bundle(extra_refs=(power_ref,) if power_ref else ())
             local = Path(tempfile.gettempdir()) / bundle_name(data)
             if not local.exists():
                 part = local.with_suffix(f".{os.getpid()}.part")

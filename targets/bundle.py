@@ -1,8 +1,9 @@
 """The agent as one file a board can run: a zipapp of the board-side modules, named by its content hash.
 
 What it ships is computed, not listed: the import closure (imports inside functions included) of the
-agent's loop and of every module the host may name to it by import reference (the backends, the
-board-side power sources), restricted to this project's files.
+agent's loop and of every module the host may name to it by import reference (the backends, and the
+extra references the board session passes: the run's board-side power source), restricted to this
+project's files. The host-side power registry is never among them (an import-linter contract).
 Deterministic (sorted entries, fixed timestamps): the same code gives the same bytes and the same name,
 so a board that already has it is not sent it again.
 """
@@ -25,20 +26,20 @@ MAIN = "import sys\nfrom targets.agent.loop import main\nsys.exit(main())\n"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 
-def referenced_modules() -> list[str]:
-    """Modules the host names to the agent by import reference ("module:attribute")."""
-    from power.registry import board_side_refs
+def referenced_modules(extra_refs: tuple = ()) -> list[str]:
+    """Modules the host names to the agent by import reference ("module:attribute"): the backends and
+    `extra_refs` (e.g. the run's board-side power source)."""
     from targets.backends import BACKENDS
 
-    modules = {ref.partition(":")[0] for ref in (*BACKENDS.values(), *board_side_refs())}
+    modules = {ref.partition(":")[0] for ref in (*BACKENDS.values(), *extra_refs)}
     return sorted(m for m in modules if m.split(".")[0] in PACKAGES)
 
 
-@lru_cache(maxsize=1)
-def agent_files() -> tuple[str, ...]:
+@lru_cache(maxsize=8)
+def agent_files(extra_refs: tuple = ()) -> tuple[str, ...]:
     """The project's files in the agent's import closure, as paths relative to the project root."""
     finder = ModuleFinder(path=[str(ROOT)])  # only this project's files: the rest is the board's own
-    for module in (AGENT_MAIN, *referenced_modules()):
+    for module in (AGENT_MAIN, *referenced_modules(tuple(extra_refs))):
         finder.import_hook(module, fromlist=["*"])
     files = set(DATA_FILES)
     for module in finder.modules.values():
@@ -47,10 +48,11 @@ def agent_files() -> tuple[str, ...]:
     return tuple(sorted(files))
 
 
-def build_bundle() -> bytes:
+def build_bundle(extra_refs: tuple = ()) -> bytes:
+    """The zipapp; `extra_refs`: import references the host will name to the agent beside the backends."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        entries = [(name, (ROOT / name).read_bytes()) for name in agent_files()]
+        entries = [(name, (ROOT / name).read_bytes()) for name in agent_files(tuple(sorted(set(extra_refs))))]
         entries.append(("__main__.py", MAIN.encode()))
         for name, data in sorted(entries):
             info = zipfile.ZipInfo(name, FIXED_TIME)

@@ -3,6 +3,7 @@
     [target]    name, adapter (a registered target), description, backends, job_timeout_s
     [backends.<name>]  options passed to that backend (e.g. onnxruntime graph_optimization_level)
     [power]     source (see power/registry.py) and its keys: port, baud, rate_hz, idle_s, ...
+                kept as written: the top floor resolves it (power.registry.power_spec, host-side)
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
 from harness.core.errors import ConfigError, unknown_name
-from power.registry import PowerSpec, power_spec
 from targets.backends import BACKENDS
 
 TARGETS_DIR = Path(__file__).resolve().parent
@@ -27,7 +27,7 @@ class TargetSpec:
     backends: tuple[str, ...]
     backend_options: dict = field(default_factory=dict)
     job_timeout_s: float = 900.0
-    power: PowerSpec = field(default_factory=PowerSpec)
+    power_table: dict = field(default_factory=dict)  # [power] as written, resolved by harness.app.runner
     settings: dict = field(default_factory=dict)  # adapter-specific keys of [target]
 
 
@@ -50,9 +50,9 @@ def parse_target(data: dict, file: Path) -> TargetSpec:
             raise ConfigError(f"{opts.where(backend_name)}: options for backend '{backend_name}', "
                               f"which [target] backends does not list ({', '.join(backends)})")
         options[backend_name] = opts.table(backend_name).rest()
-    power = power_spec(root.table("power").rest(), f"{file}: [power]")
+    power_table = root.table("power").rest()
     root.finish()
-    return TargetSpec(name, file, adapter, description, tuple(backends), options, timeout, power, settings)
+    return TargetSpec(name, file, adapter, description, tuple(backends), options, timeout, power_table, settings)
 
 
 def target_files(directory: Path = TARGETS_DIR) -> dict[str, Path]:

@@ -18,8 +18,9 @@ from harness.core.rundir import RunStore
 from harness.core.schema import run_info_keys
 from harness.core.stats import ValidityRules
 from power.monitor import PowerMonitor, windows_for_meter
-from power.registry import PowerSpec
 from power.registry import parse_cli as parse_power_cli
+from power.registry import power_spec
+from power.spec import PowerSpec
 from targets.base import Session
 from targets.registry import load_adapter
 from targets.spec import TargetSpec, find_target
@@ -49,13 +50,15 @@ class ResolvedRun:
     suite: SuiteSpec
     workloads: list[WorkloadSpec]
     backends: list[str]
-    power: PowerSpec
+    power: PowerSpec         # what the run measures with: --power, or else the target's [power]
+    target_power: PowerSpec  # the target file's [power], resolved (for the snapshot)
 
     def snapshot(self) -> dict:
         """Everything that determines the jobs and how they are measured (for run.json and resume)."""
+        target = asdict(self.target)
+        target.pop("power_table")  # the snapshot keeps the keys it had: the target's power as resolved
         return {
-            "target": {**asdict(self.target), "file": str(self.target.file),
-                       "power": power_config(self.target.power)},
+            "target": {**target, "file": str(self.target.file), "power": power_config(self.target_power)},
             "suite": {**asdict(self.suite), "file": str(self.suite.file)},
             "workloads": [{"name": w.name, "file": str(w.file), "spec": asdict(w)} for w in self.workloads],
             "backends": self.backends,
@@ -71,6 +74,7 @@ def power_config(power: PowerSpec) -> dict:
 
 def resolve(request: BenchRequest) -> ResolvedRun:
     target = find_target(request.target)
+    target_power = power_spec(target.power_table, f"{target.file}: [power]")  # checked even with --power
     suite = find_suite(request.suite)
     if bool(request.model) != bool(request.data):
         raise ConfigError("--model and --data go together: an ONNX file and its evaluation .npz "
@@ -86,8 +90,8 @@ def resolve(request: BenchRequest) -> ResolvedRun:
         if backend not in target.backends:
             raise unknown_name(f"backend for target '{target.name}'", backend, target.backends,
                                str(target.file))
-    power = parse_power_cli(request.power) if request.power else target.power
-    return ResolvedRun(request, target, suite, workloads, backends, power)
+    power = parse_power_cli(request.power) if request.power else target_power
+    return ResolvedRun(request, target, suite, workloads, backends, power, target_power)
 
 
 def resolve_threads(values, usable_cores: int) -> list[int]:

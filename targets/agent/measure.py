@@ -65,7 +65,7 @@ def device_power_monitor(spec):
     if not spec:
         return None
     from power.monitor import PowerMonitor
-    from power.registry import PowerSpec
+    from power.spec import PowerSpec
 
     monitor = PowerMonitor(PowerSpec(**spec))
     monitor.check()

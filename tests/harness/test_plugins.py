@@ -228,7 +228,7 @@ def test_a_plugin_target_or_backend_must_subclass_its_kind(tmp_path, monkeypatch
 
 def test_an_emulated_plugin_source_is_labelled_so_in_its_rows(tmp_path, monkeypatch):
     """Reports and rows tell emulation by the energy_source name: an emulated source gets the prefix."""
-    from power.registry import make_source
+    from power.spec import make_source
 
     fake_distribution(tmp_path, "edgebench-fake", "[edgebench.power_sources]\nsine = fake_plugin:Sine\n",
                       "fake_plugin", """
@@ -249,7 +249,8 @@ def test_a_board_side_agent_creates_the_source_from_the_spec_without_entry_point
     """The host resolves the source's import reference into the spec; a board has no package metadata."""
     import power.registry
     from power.hwmon import HwmonSource
-    from power.registry import PowerSpec, make_source, power_spec
+    from power.registry import power_spec
+    from power.spec import PowerSpec, make_source
 
     spec = power_spec({"source": "hwmon", "rate_hz": 10, "root": "/nonexistent"}, "t.toml: [power]")
     assert (spec.source_ref, spec.on_device) == ("power.hwmon:HwmonSource", True)
@@ -265,16 +266,17 @@ def test_a_board_side_agent_creates_the_source_from_the_spec_without_entry_point
 
 
 def test_the_registries_keep_their_public_names():
-    from power.registry import NAMES, ON_DEVICE, board_side_refs
+    from power.registry import board_side_refs, names
     from targets.backends import BACKENDS, backend_ref
     from workloads.variants import FAMILIES
     from workloads.variants.fingerprint import family_code
 
     assert BACKENDS["onnxruntime"] == backend_ref("onnxruntime") == "targets.backends.ort_backend:OrtBackend"
     assert "onnxruntime" in BACKENDS and "nope" not in BACKENDS
-    assert NAMES[0] == "none" and {"um25c", "emulated-ina219", "emulated-um34c"} <= set(NAMES)
-    assert set(ON_DEVICE) == {"tegrastats", "ina3221", "hwmon", "rapl", "rpi-pmic", "pynq-pmbus"}
-    assert "power.tegrastats:TegrastatsSource" in board_side_refs()
+    assert names()[0] == "none" and {"um25c", "emulated-ina219", "emulated-um34c"} <= set(names())
+    assert set(board_side_refs()) == {"power.tegrastats:TegrastatsSource", "power.ina3221:Ina3221Source",
+                                      "power.hwmon:HwmonSource", "power.rapl:RaplSource",
+                                      "power.rpi_pmic:RpiPmicSource", "power.pynq_pmbus:PynqPmbusSource"}
     assert {"baseline", "quantize", "early_exit"} <= set(FAMILIES) and "nope" not in FAMILIES
     assert FAMILIES["baseline"].precision({}) == "fp32"
     assert "def build(" in family_code("quantize")
