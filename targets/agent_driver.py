@@ -141,12 +141,13 @@ class ClockMap:
         return cls(offset_ns=best[1], uncertainty_ns=best[0] // 2)
 
 
-def job_request(job: Job, artifact: dict, protocol: MeasurementProtocol, backend_options: dict,
+def job_request(job: Job, artifact: dict, measurement_protocol: MeasurementProtocol, backend_options: dict,
                 latency_out: str | None = None, power: dict | None = None) -> JobRequest:
     """`artifact` is the artifact as the device sees it (Artifact.to_dict(), paths there)."""
     return JobRequest(job_id=job.job_id, backend=job.backend, backend_ref=backend_ref(job.backend),
                       threads=job.threads, batch_size=job.batch_size, backend_options=backend_options,
-                      artifact=artifact, measurement_protocol=protocol.to_dict(), latency_out=latency_out, power=power)
+                      artifact=artifact, measurement_protocol=measurement_protocol.to_dict(),
+                      latency_out=latency_out, power=power)
 
 
 def drive_job(client: AgentClient, request: JobRequest, idle_timeout_s: float,

@@ -52,7 +52,7 @@ class Session(ABC):
         return artifact.to_dict()
 
     @abstractmethod
-    def run(self, job: Job, staged: dict, protocol: MeasurementProtocol, backend_options: dict,
+    def run(self, job: Job, staged: dict, measurement_protocol: MeasurementProtocol, backend_options: dict,
             on_progress: ProgressCallback) -> Measurement:
         """Accuracy pass over the whole evaluation set, then the timed windows. Raises JobError
         (or SkipJob for a job this device cannot run by design)."""

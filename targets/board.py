@@ -138,9 +138,9 @@ class BoardSession(Session):
         stem = f"{self.stager.sha256(bit)[:16]}{self.stager.sha256(hwh)[:8]}-{bit.stem}"
         return {bit: f"{stem}.bit", hwh: f"{stem}.hwh"}
 
-    def run(self, job: Job, staged: dict, protocol: MeasurementProtocol, backend_options: dict,
+    def run(self, job: Job, staged: dict, measurement_protocol: MeasurementProtocol, backend_options: dict,
             on_progress: ProgressCallback) -> Measurement:
-        request = job_request(job, staged, protocol, backend_options, power=self._power)
+        request = job_request(job, staged, measurement_protocol, backend_options, power=self._power)
         with self.start_agent(job) as agent:
             agent.client.hello()
             clock = ClockMap.measure(agent.client)

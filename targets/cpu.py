@@ -45,11 +45,11 @@ class CpuSession(Session):
                 self._facts = agent.client.hello()
         return self._facts
 
-    def run(self, job: Job, staged: dict, protocol: MeasurementProtocol, backend_options: dict,
+    def run(self, job: Job, staged: dict, measurement_protocol: MeasurementProtocol, backend_options: dict,
             on_progress: ProgressCallback) -> Measurement:
         with tempfile.TemporaryDirectory(prefix="edgebench-") as tmp, LocalAgent(job.threads) as agent:
             agent.client.hello()
-            request = job_request(job, staged, protocol, backend_options, str(Path(tmp) / "latency_ns.npy"))
+            request = job_request(job, staged, measurement_protocol, backend_options, str(Path(tmp) / "latency_ns.npy"))
             return measurement(drive_job(agent.client, request, self.spec.job_timeout_s, on_progress))
 
 

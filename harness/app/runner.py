@@ -8,8 +8,9 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.app.progress import QuietReporter
-from harness.app.rows import BaselineAccuracies, add_energy, job_row, measured_row
+from harness.app.rows import add_energy, job_row, measured_row
 from harness.app.suite import SuiteSpec, find_suite
+from harness.core.baselines import BaselineAccuracies
 from harness.core.environment import host_environment, utc_now
 from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, unknown_name
 from harness.core.hashing import content_hash
@@ -226,9 +227,9 @@ class Bench:
     def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
                  artifacts: dict, power: PowerMonitor | None) -> None:
         run_id = store.dir.name
-        protocol = run.suite.protocol
+        measurement_protocol = run.suite.protocol
         if run.power.source != "none":
-            protocol = windows_for_meter(protocol, run.power)
+            measurement_protocol = windows_for_meter(measurement_protocol, run.power)
         baselines = BaselineAccuracies(store.rows())
         self.reporter.run_started(len(pending))
         for job in pending:
@@ -237,7 +238,7 @@ class Bench:
             self.reporter.job_started(job)
             try:
                 staged = session.stage(artifact)
-                m = session.run(job, staged, protocol,
+                m = session.run(job, staged, measurement_protocol,
                                 run.target.backend_options.get(job.backend, {}), self.reporter.job_progress)
                 row = measured_row(row, job, m, store, artifact, baselines)
                 if power is not None or m.device_energy is not None:
