@@ -19,6 +19,7 @@ from harness.core.jobs import Job
 from harness.core.measurement import MeasurementProtocol, Window
 from targets.agent.wire import (
     AGENT_TO_HOST,
+    SKIP,
     ClockPing,
     ClockReply,
     Hello,
@@ -164,7 +165,7 @@ def drive_job(client: AgentClient, request: JobRequest, idle_timeout_s: float,
                                f"{request.latency_out!r}")
             return message
         elif isinstance(message, JobFailed):
-            raise (SkipJob if message.kind == "skip" else JobError)(message.message)
+            raise (SkipJob if message.kind == SKIP else JobError)(message.message)
         else:
             raise JobError(f"agent sent {message.type!r} in the middle of a job")
     raise JobError("agent stopped without a result")
@@ -185,5 +186,6 @@ def measurement(result: JobResult, clock: ClockMap | None = None) -> Measurement
         latency_ns=result_latency_ns(result), windows=[Window(*w) for w in result.windows],
         warmup_iterations=result.warmup_iterations, warmup_s=result.warmup_s,
         peak_rss_mb=result.peak_rss_mb, backend_info=result.backend_info, exit_rate=result.exit_rate,
+        h2d_ms=result.h2d_ms, d2h_ms=result.d2h_ms,
         warnings=list(result.warnings), device_energy=result.device_energy,
         clock_offset_ns=clock.offset_ns if clock else 0, clock_uncertainty_ns=clock.uncertainty_ns if clock else 0)

@@ -16,7 +16,7 @@ from harness.core.jobs import Artifact, Job
 from harness.core.measurement import MeasurementProtocol, Window
 from targets.agent.wire import DeviceEnergy
 
-# on_progress(phase, done, total): phase is "load", "accuracy", "warmup" or "window".
+# on_progress(phase, done, total): phase is one of targets.agent.wire.PHASES.
 ProgressCallback = Callable[[str, int, int], None]
 
 
@@ -34,6 +34,8 @@ class Measurement:
     peak_rss_mb: float
     backend_info: dict
     exit_rate: float | None = None              # early-exit artifacts: the share that left early
+    h2d_ms: float | None = None                 # GPU backends: one batch's copies, timed apart
+    d2h_ms: float | None = None
     warnings: list[str] = field(default_factory=list)
     device_energy: DeviceEnergy | None = None   # from a power source on the device (same clock)
     # device clock - host clock, and its bound: windows are on the device's clock (0, 0 when local)

@@ -16,8 +16,9 @@ from rich.progress import (
 from rich.table import Table
 
 from harness.core.jobs import Job
+from targets.agent.wire import ACCURACY, LOAD, WARMUP, WINDOW
 
-PHASES = {"load": "loading", "accuracy": "accuracy pass", "warmup": "warm-up", "window": "timed windows"}
+PHASE_LABELS = {LOAD: "loading", ACCURACY: "accuracy pass", WARMUP: "warm-up", WINDOW: "timed windows"}
 
 
 def job_label(job: Job) -> str:
@@ -97,7 +98,7 @@ class RichReporter(QuietReporter):
 
     def job_progress(self, phase: str, done: int, total: int) -> None:
         self.progress.update(self.job_task, completed=done, total=total,
-                             description=f"{self.label}: {PHASES.get(phase, phase)}")
+                             description=f"{self.label}: {PHASE_LABELS.get(phase, phase)}")
 
     def job_finished(self, job: Job, row: dict) -> None:
         self.progress.remove_task(self.job_task)

@@ -42,7 +42,7 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
                peak_rss_mb=round(m.peak_rss_mb, 1), clock_offset_us=round(m.clock_offset_ns / 1e3, 1),
                clock_uncertainty_us=round(m.clock_uncertainty_ns / 1e3, 1),
                # copies to and from a GPU, timed apart from the compute in the latency columns
-               h2d_ms=m.backend_info.get("h2d_ms"), d2h_ms=m.backend_info.get("d2h_ms"),
+               h2d_ms=m.h2d_ms, d2h_ms=m.d2h_ms,
                backend_info=json.dumps(m.backend_info, sort_keys=True),
                raw_latency_file=store.save_latency(job.job_id, m.latency_ns, m.windows))
     if m.exit_rate is not None:

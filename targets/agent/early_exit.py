@@ -27,6 +27,7 @@ class EarlyExitModel:
     """Two loaded stage backends (each exposing `outputs(x) -> list of arrays`) and the exit rule."""
 
     measurement_note = None
+    copy_times = None
 
     def __init__(self, stage1, stage2, criterion: str, threshold: float):
         self.stage1, self.stage2 = stage1, stage2

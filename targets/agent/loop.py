@@ -9,7 +9,7 @@ import time
 import traceback
 
 from targets.agent.facts import device_facts
-from targets.agent.wire import HOST_TO_AGENT, ClockPing, ClockReply, Hello, JobFailed, decode, encode
+from targets.agent.wire import FAIL, HOST_TO_AGENT, SKIP, ClockPing, ClockReply, Hello, JobFailed, decode, encode
 
 
 def send(message) -> None:
@@ -62,9 +62,9 @@ def answer(line: str) -> None:
         else:
             send(run_job(message, send))
     except Unsupported as exc:
-        send(JobFailed("skip", str(exc)))
+        send(JobFailed(SKIP, str(exc)))
     except Exception as exc:  # every failure goes back to the host as a message, not a dead pipe
-        send(JobFailed("fail", "{}: {}".format(type(exc).__name__, exc), traceback.format_exc(limit=6)))
+        send(JobFailed(FAIL, "{}: {}".format(type(exc).__name__, exc), traceback.format_exc(limit=6)))
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ from harness.core.measurement import MeasurementProtocol, run_windows
 from harness.core.plugins import load_ref
 from targets.agent.early_exit import EarlyExitModel
 from targets.agent.facts import peak_rss_mb
-from targets.agent.wire import DeviceEnergy, JobRequest, JobResult, Progress
+from targets.agent.wire import ACCURACY, LOAD, WARMUP, WINDOW, DeviceEnergy, JobRequest, JobResult, Progress
 from targets.backends.base import Unsupported
 
 # Started power sources (a tegrastats child process, reader threads): stopped before the agent exits.
@@ -104,12 +104,12 @@ def _accuracy_pass(model, x, y, fixed_batch, send) -> int:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], eval_batch - n, axis=0)])
         logits = np.asarray(model.predict(np.ascontiguousarray(chunk)))[:n]
         correct += int((logits.reshape(n, -1).argmax(axis=1) == y[start:start + n]).sum())
-        send(Progress("accuracy", start + n, len(x)))
+        send(Progress(ACCURACY, start + n, len(x)))
     return correct
 
 
 def _measure(request: JobRequest, monitor, send) -> JobResult:
-    send(Progress("load", 0, 1))
+    send(Progress(LOAD, 0, 1))
     model = load_model(request)
     early_exit = isinstance(model, EarlyExitModel)
     batch_size = request.batch_size
@@ -127,9 +127,9 @@ def _measure(request: JobRequest, monitor, send) -> JobResult:
         call, args = model.runner(np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:])))
 
     protocol = MeasurementProtocol(**request.measurement_protocol)
-    send(Progress("warmup", 0, protocol.n_windows))
+    send(Progress(WARMUP, 0, protocol.n_windows))
     timed = run_windows(call, args, protocol,
-                        on_window=lambda done, total: send(Progress("window", done, total)))
+                        on_window=lambda done, total: send(Progress(WINDOW, done, total)))
     latency = np.frombuffer(timed.latency_ns, dtype=np.int64)
     result = JobResult(
         accuracy=correct / len(y), n_correct=correct, n_eval=len(y),
@@ -137,6 +137,7 @@ def _measure(request: JobRequest, monitor, send) -> JobResult:
         warmup_iterations=timed.warmup_iterations, warmup_s=timed.warmup_s, peak_rss_mb=peak_rss_mb(),
         backend_info=model.stage1.info() if early_exit else model.info(),
         exit_rate=model.exit_rate if early_exit else None,
+        h2d_ms=(model.copy_times or {}).get("h2d_ms"), d2h_ms=(model.copy_times or {}).get("d2h_ms"),
         warnings=[model.measurement_note] if model.measurement_note else [],
         device_energy=device_energy(monitor, timed.windows, batch_size) if monitor is not None else None)
     if request.latency_out:

@@ -23,6 +23,11 @@ from typing import List, Optional
 # 3: typed messages, wire_version (was "protocol"), backend and power sources named by import reference
 WIRE_VERSION = 3
 
+# A job's phases, in order, as Progress reports them.
+LOAD, ACCURACY, WARMUP, WINDOW = PHASES = ("load", "accuracy", "warmup", "window")
+# JobFailed kinds: a job this device cannot run by design (recorded as skipped), or a failure.
+SKIP, FAIL = FAILURE_KINDS = ("skip", "fail")
+
 
 class WireError(ValueError):
     """A line that is not a message of this wire version."""
@@ -63,7 +68,7 @@ class JobRequest:
 
 @dataclass
 class Progress:
-    phase: str
+    phase: str                   # one of PHASES
     done: int
     total: int
     type: str = "progress"
@@ -94,6 +99,8 @@ class JobResult:
     latency_out: Optional[str] = None       # where the samples were saved, or None ...
     latency_ns_b64: Optional[str] = None    # ... and they are here: little-endian int64
     exit_rate: Optional[float] = None       # early-exit artifacts: the share of samples that left early
+    h2d_ms: Optional[float] = None          # GPU backends: one batch's copies, timed apart (medians)
+    d2h_ms: Optional[float] = None
     warnings: List[str] = field(default_factory=list)
     device_energy: Optional[DeviceEnergy] = None
     type: str = "result"
@@ -101,7 +108,7 @@ class JobResult:
 
 @dataclass
 class JobFailed:
-    kind: str                    # "skip" | "fail"
+    kind: str                    # one of FAILURE_KINDS
     message: str
     traceback: str = ""
     type: str = "error"
@@ -128,6 +135,10 @@ def _build(cls, data: dict):
         raise WireError("{} message: {}".format(data.get("type"), exc)) from None
     if isinstance(message, JobResult) and isinstance(message.device_energy, dict):
         message.device_energy = _build(DeviceEnergy, message.device_energy)
+    if isinstance(message, Progress) and message.phase not in PHASES:
+        raise WireError("progress phase {!r}; expected one of {}".format(message.phase, ", ".join(PHASES)))
+    if isinstance(message, JobFailed) and message.kind not in FAILURE_KINDS:
+        raise WireError("error kind {!r}; expected one of {}".format(message.kind, ", ".join(FAILURE_KINDS)))
     return message
 
 

@@ -28,6 +28,7 @@ def require_runtime(module: str, package: str):
 class Backend:
     name = ""
     measurement_note = None  # a caveat every row of this backend carries (e.g. "measures no accelerator")
+    copy_times = None        # GPU backends: {"h2d_ms", "d2h_ms"} of one batch, timed apart from the latency
 
     def __init__(self, threads: int, options: dict):
         self.threads = threads

@@ -44,6 +44,8 @@ def test_a_result_carries_board_side_energy_as_a_typed_message():
     (json.dumps({"type": "progress", "phase": "load", "done": 0, "total": 1, "colour": "red"}), "colour"),
     (json.dumps({"type": "launch"}), "unexpected message type 'launch'"),
     (json.dumps([1, 2]), "unexpected message type 'list'"),
+    (json.dumps({"type": "progress", "phase": "lunch", "done": 0, "total": 1}), "progress phase 'lunch'"),
+    (json.dumps({"type": "error", "kind": "oops", "message": "?"}), "error kind 'oops'"),
 ])
 def test_what_is_not_a_message_is_refused_with_the_reason(line, reason):
     direction = {**wire.HOST_TO_AGENT, **wire.AGENT_TO_HOST}
