@@ -55,8 +55,9 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
     return row
 
 
-def add_energy(row: dict, monitor, job: Job, m: Measurement, store: RunStore) -> None:
-    """Energy columns from the power trace of the job's windows; a broken power rule invalidates the row.
+def add_energy(row: dict, monitor, job: Job, m: Measurement, store: RunStore) -> list[str]:
+    """Energy columns from the power trace of the job's windows; a broken power rule invalidates the row
+    (the reasons are returned: strict mode stops the run on them).
     A source on the device computed them there (same clock as the windows); a host-side meter's trace
     is on the host's clock, so the device's windows are mapped onto it."""
     relative = f"raw/{job.job_id}.power.npz"
@@ -79,3 +80,4 @@ def add_energy(row: dict, monitor, job: Job, m: Measurement, store: RunStore) ->
         row["invalid_reasons"] = "; ".join(filter(None, [row.get("invalid_reasons"), *reasons]))
     if warnings:
         row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *warnings]))
+    return reasons

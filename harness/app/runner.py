@@ -236,13 +236,14 @@ class Bench:
             artifact = artifacts[(job.workload, job.variant)]
             row = job_row(run_id, job, artifact)
             self.reporter.job_started(job)
+            power_reasons = []
             try:
                 staged = session.stage(artifact)
                 m = session.run(job, staged, measurement_protocol,
                                 run.target.backend_options.get(job.backend, {}), self.reporter.job_progress)
                 row = measured_row(row, job, m, store, artifact, baselines)
                 if power is not None or m.device_energy is not None:
-                    add_energy(row, power, job, m, store)
+                    power_reasons = add_energy(row, power, job, m, store)
             except SkipJob as exc:
                 row.update(status="skipped", reason=str(exc))
             except JobError as exc:
@@ -250,7 +251,7 @@ class Bench:
             store.append(row)
             baselines.add(row)
             self.reporter.job_finished(job, row)
-            if run.power.strict and "power:" in str(row.get("invalid_reasons")):
+            if run.power.strict and power_reasons:
                 raise PowerFault(f"power source failed during {job.job_id} (strict mode): "
                                  f"{row['invalid_reasons']}; finished rows are in {store.results_csv}; "
                                  f"fix the meter and resume with: edgebench bench --resume {store.dir}")
