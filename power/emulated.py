@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from power.emulators.profile import check_profile
 from power.ina219 import Ina219Source
 from power.rdtech import RdtechSource
 
@@ -32,6 +33,11 @@ class EmulatedMeter:
 
     emulated = True
     process = None
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        """Values the types alone do not rule out (power.registry runs it before anything starts)."""
+        check_profile(options["profile"])
 
     @classmethod
     def attach(cls, process, make):

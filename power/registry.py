@@ -16,6 +16,8 @@ Host-side only (entry points, tomllib): a board gets power.spec, never this modu
 
 from __future__ import annotations
 
+import math
+
 from harness.core.errors import ConfigError, suggest, unknown_name
 from harness.core.plugins import find, registry
 from power.energy import MIN_SAMPLES_PER_WINDOW
@@ -44,13 +46,51 @@ def source_class(name: str, where: str = ""):
     return cls
 
 
+def _check_common(common: dict, where: str) -> None:
+    """idle_s: a finite number >= 0; min_samples: an integer >= 1; strict: true or false."""
+    idle, samples, strict = common["idle_s"], common["min_samples"], common["strict"]
+    if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not math.isfinite(idle) or idle < 0:
+        raise ConfigError(f"{where}: power 'idle_s' = {idle!r}: accepted: a finite number of seconds >= 0")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"{where}: power 'min_samples' = {samples!r}: accepted: an integer >= 1")
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{where}: power 'strict' = {strict!r}: accepted: true or false")
+
+
+def _check_option(key: str, value, default, where: str) -> None:
+    """A source's own key against the type of its default: numbers finite, > 0 (>= 0 where the default
+    is 0: fault injection off), strings non-empty."""
+    if default is None:  # required, of any type the source takes (a port is a string)
+        ok, accepted = isinstance(value, str) and bool(value.strip()), "a non-empty string"
+    elif isinstance(default, bool):
+        ok, accepted = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        kinds = (int,) if isinstance(default, int) else (int, float)
+        low = 0 if default == 0 else None
+        ok = (isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+              and (value >= 0 if low == 0 else value > 0))
+        accepted = (f"{'an integer' if kinds == (int,) else 'a finite number'} "
+                    f"{'>= 0 (0: off)' if low == 0 else '> 0'}")
+    elif isinstance(default, str):
+        ok, accepted = isinstance(value, str) and bool(value.strip()), "a non-empty string"
+    else:
+        ok, accepted = isinstance(value, type(default)), type(default).__name__
+    if not ok:
+        raise ConfigError(f"{where}: power '{key}' = {value!r}: accepted: {accepted}")
+
+
 def power_spec(values: dict, where: str) -> PowerSpec:
-    """Validate a [power] table (or the parsed --power string)."""
+    """Validate a [power] table (or the parsed --power string): every key, its type and range, before
+    anything is opened."""
     values = dict(values)
     source = values.pop("source", "none")
+    if not isinstance(source, str):
+        raise ConfigError(f"{where}: power 'source' = {source!r}: accepted: a power source's name; known: "
+                          f"{', '.join(names())}")
     if source != "none" and source not in registry(GROUP):
         raise unknown_name("power source", source, names(), where)
     common = {k: values.pop(k, default) for k, default in COMMON_KEYS.items()}
+    _check_common(common, where)
     cls = source_class(source, where) if source != "none" else None
     defaults = cls.DEFAULTS if cls is not None else {}
     for key in values:
@@ -64,14 +104,15 @@ def power_spec(values: dict, where: str) -> PowerSpec:
         raise ConfigError(f"{where}: power source '{source}' needs {', '.join(missing)} "
                           f"(e.g. port = \"/dev/ttyUSB0\")")
     for key, default in defaults.items():
-        if default is not None and not isinstance(options[key], type(default)) and not (
-                isinstance(default, float) and isinstance(options[key], int)):
-            raise ConfigError(f"{where}: power '{key}' = {options[key]!r}: expected "
-                              f"{type(default).__name__}")
-    if "rate_hz" in options and not options["rate_hz"] > 0:
-        raise ConfigError(f"{where}: power 'rate_hz' must be > 0")
+        _check_option(key, options[key], default, where)
+    check = getattr(cls, "check_options", None)  # a source's own rules (allowed values), if it has any
+    if check is not None:
+        try:
+            check(options)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     ref = find(GROUP, source).ref if cls is not None else ""
-    return PowerSpec(source, options, float(common["idle_s"]), int(common["min_samples"]),
+    return PowerSpec(source, options, float(common["idle_s"]), common["min_samples"],
                      bool(common["strict"]), where, ref, bool(cls is not None and cls.ON_DEVICE))
 
 
@@ -80,15 +121,18 @@ def parse_cli(text: str) -> PowerSpec:
     import tomllib
 
     name, _, rest = text.partition(":")
-    values: dict = {"source": name}
+    values: dict = {"source": name.strip()}
     for item in filter(None, rest.split(",")):
         key, sep, raw = item.partition("=")
-        if not sep:
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"--power {text}: '{item}' is not key=value")
+        if key in values:
+            raise ConfigError(f"--power {text}: '{key}' is given twice")
         try:
-            values[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+            values[key] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
-            values[key.strip()] = raw
+            values[key] = raw  # a bare word: a string (a port, a profile); type checks say the rest
     return power_spec(values, f"--power {text}")
 
 

@@ -47,12 +47,7 @@ class BoardSession(Session):
 
     def __init__(self, spec):
         self.spec = spec
-        table = Table(dict(spec.settings), spec.file, "target")
-        settings = ssh_settings(table)
-        self.python = table.take("python", str, "python3")
-        workdir = table.take("workdir", str, "~/.cache/edgebench")
-        self.configure(table)
-        table.finish()  # every key read before anything is opened
+        settings, workdir = self.read_settings(spec)
         self.link = SshLink(settings, str(spec.file))
         self.stager = Stager(self.link, self.python, workdir)
         self._agent_path: str | None = None
@@ -67,6 +62,19 @@ class BoardSession(Session):
             self._agent_path = None  # an agent shipped before (info()) lacks the source: ship again
             return True
         return False
+
+    def read_settings(self, spec) -> tuple:
+        """(ssh settings, workdir) from [target]'s board keys; every key read and checked, nothing opened."""
+        table = Table(dict(spec.settings), spec.file, "target")
+        settings = ssh_settings(table)
+        self.python = table.take("python", str, "python3")
+        workdir = table.take("workdir", str, "~/.cache/edgebench")
+        for key, value in (("host", settings.host), ("python", self.python), ("workdir", workdir)):
+            if not value.strip():
+                raise ConfigError(f"{table.where(key)} = {value!r}: expected a non-empty string")
+        self.configure(table)
+        table.finish()  # every key read before anything is opened
+        return settings, workdir
 
     def configure(self, table: Table) -> None:
         """Adapter-specific [target] keys."""
@@ -153,6 +161,13 @@ class BoardSession(Session):
 
 class BoardTarget(Target):
     session_class = BoardSession
+
+    @classmethod
+    def check_settings(cls, spec) -> None:
+        """[target]'s board keys, checked when the target file is read (targets.spec)."""
+        probe = cls.session_class.__new__(cls.session_class)
+        probe.spec = spec
+        probe.read_settings(spec)
 
     def open(self) -> Session:
         return self.session_class(self.spec)

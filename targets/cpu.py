@@ -13,10 +13,13 @@ import tempfile
 from pathlib import Path
 
 from harness.core.environment import PROJECT_ROOT
+from harness.core.errors import ConfigError, suggest
 from harness.core.jobs import Job
 from harness.core.measurement import MeasurementProtocol
 from targets.agent_driver import AgentProcess, drive_job, job_request, measurement
 from targets.base import Measurement, ProgressCallback, Session, Target
+
+COMMON_KEYS = ("name", "adapter", "description", "backends", "job_timeout_s")
 
 
 class LocalAgent(AgentProcess):
@@ -54,5 +57,13 @@ class CpuSession(Session):
 
 
 class CpuTarget(Target):
+    @classmethod
+    def check_settings(cls, spec) -> None:
+        """The local CPU takes no keys in [target] beyond the common ones."""
+        if spec.settings:
+            key = next(iter(spec.settings))
+            raise ConfigError(f"{spec.file}: key 'target.{key}' is not a known key{suggest(key, COMMON_KEYS)}; "
+                              f"known: {', '.join(COMMON_KEYS)}")
+
     def open(self) -> Session:
         return CpuSession(self.spec)

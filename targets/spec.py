@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
-from harness.core.errors import ConfigError, unknown_name
+from harness.core.errors import ConfigError, suggest, unknown_name
+from harness.core.plugins import find
 from targets.backends import BACKENDS
 
 TARGETS_DIR = Path(__file__).resolve().parent
@@ -37,10 +38,20 @@ def parse_target(data: dict, file: Path) -> TargetSpec:
     name = head.take("name", default=file.stem)
     adapter = head.take("adapter", default=name)
     description = head.take("description", default="")
+    for key, value in (("name", name), ("adapter", adapter)):
+        if not value.strip():
+            raise ConfigError(f"{head.where(key)} = {value!r}: expected a non-empty string")
     backends = head.take("backends", list, default=["onnxruntime"])
+    if not backends:
+        raise ConfigError(f"{head.where('backends')} = []: expected a non-empty list of backend names")
     for b in backends:
+        if not isinstance(b, str):
+            raise ConfigError(f"{head.where('backends')}: {b!r} is not a backend name (a string); "
+                              f"known: {', '.join(sorted(BACKENDS))}")
         if b not in BACKENDS:
             raise unknown_name("backend", b, BACKENDS, head.where("backends"))
+        if backends.count(b) > 1:
+            raise ConfigError(f"{head.where('backends')}: '{b}' is listed twice")
     timeout = head.take("job_timeout_s", float, 900.0, minimum=1.0)
     settings = head.rest()
     options = {}
@@ -50,9 +61,51 @@ def parse_target(data: dict, file: Path) -> TargetSpec:
             raise ConfigError(f"{opts.where(backend_name)}: options for backend '{backend_name}', "
                               f"which [target] backends does not list ({', '.join(backends)})")
         options[backend_name] = opts.table(backend_name).rest()
+        check_backend_options(backend_name, options[backend_name], f"{file}: [backends.{backend_name}]")
     power_table = root.table("power").rest()
     root.finish()
-    return TargetSpec(name, file, adapter, description, tuple(backends), options, timeout, power_table, settings)
+    spec = TargetSpec(name, file, adapter, description, tuple(backends), options, timeout, power_table,
+                      settings)
+    check_settings(spec)
+    return spec
+
+
+def check_settings(spec: TargetSpec) -> None:
+    """The adapter's own [target] keys, checked now (before anything is opened, built or measured): an
+    adapter with `check_settings(spec)` (cpu, the boards) rejects unknown keys and bad values."""
+    from targets.registry import load_adapter
+
+    adapter = load_adapter(spec.adapter, f"{spec.file}: key 'target.adapter'")
+    check = getattr(adapter, "check_settings", None)
+    if check is not None:
+        check(spec)
+
+
+def backend_class(name: str, where: str = ""):
+    """The backend's class, imported on the host (backends import their runtime only in load())."""
+    from targets.backends import GROUP
+    from targets.backends.base import Backend
+
+    return find(GROUP, name, where).load(where, base=Backend)
+
+
+def check_backend_options(name: str, options: dict, where: str) -> None:
+    """Options for backend `name` against its class's OPTIONS declaration: one line naming `where`, the
+    key, the value and what is accepted."""
+    from targets.backends.base import Backend, option_problem
+
+    cls = backend_class(name, where)
+    declared = next((vars(c)["OPTIONS"] for c in cls.__mro__ if c is not Backend and "OPTIONS" in vars(c)),
+                    None)
+    if not isinstance(declared, dict):
+        return  # a plug-in backend without a declaration checks its options itself, in the agent
+    for key in options:
+        problem = option_problem(declared, key, options[key])
+        if problem:
+            if key not in declared:
+                problem = f"'{key}' is not a known option{suggest(key, declared)}; known: " \
+                          f"{', '.join(sorted(declared)) or '(none)'}"
+            raise ConfigError(f"{where}: {problem}")
 
 
 def target_files(directory: Path = TARGETS_DIR) -> dict[str, Path]:

@@ -10,7 +10,7 @@ import inspect
 import torch
 from torch import nn
 
-from harness.core.errors import unknown_name
+from harness.core.errors import ConfigError, unknown_name
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -105,12 +105,32 @@ def build_model(arch: str, in_channels: int, n_classes: int, params: dict | None
     if arch not in ARCHS:
         raise unknown_name("model arch", arch, ARCHS, where)
     cls = ARCHS[arch][0]
+    check_params(arch, params or {}, where)
     try:
         return cls(in_channels, n_classes, **(params or {}))
     except TypeError as exc:
         accepted = [p for p in inspect.signature(cls).parameters if p not in ("in_channels", "n_classes")]
         raise unknown_name(f"parameter for {arch} ({exc})", next(iter(params or {}), ""), accepted,
                            where) from None
+
+
+# the largest value a size parameter may take (far past anything an edge board runs; a typo's 10**9 would
+# otherwise allocate until the machine gives up)
+MAX_SIZE = 4096
+
+
+def check_params(arch: str, params: dict, where: str = "") -> None:
+    """[model.params]: every parameter is one of the arch's constructor arguments and, as they are all
+    sizes (width, n_blocks), an integer from 1 to MAX_SIZE."""
+    cls = ARCHS[arch][0]
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("in_channels", "n_classes")]
+    for key, value in params.items():
+        if key not in accepted:
+            raise unknown_name(f"parameter for {arch}", key, accepted, where)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+            place = f"{where}: " if where else ""
+            raise ConfigError(f"{place}model.params.{key} = {value!r}: accepted: an integer from 1 to "
+                              f"{MAX_SIZE}")
 
 
 # What a model's definition needs on a device: torch alone (the board may run Python 3.8).

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from harness.core.errors import EdgebenchError
+from harness.core.errors import ConfigError, EdgebenchError
 
 
 def _bench(args) -> int:
     from harness.app.progress import make_reporter, summary_table
     from harness.app.runner import Bench, BenchRequest
 
+    if args.resume:
+        given = [flag for flag, value in (("--target", args.target), ("--suite", args.suite),
+                                          ("--workload", args.workload), ("--model", args.model),
+                                          ("--data", args.data), ("--backend", args.backend),
+                                          ("--threads", args.threads), ("--batch-size", args.batch_size),
+                                          ("--power", args.power)) if value]
+        if given:
+            raise ConfigError(f"--resume {args.resume} with {', '.join(given)}: a resumed run asks what it "
+                              f"asked when it started; start a new run to change it")
     reporter = make_reporter(args.quiet)
     with reporter:
         bench = Bench(reporter)
         if args.resume:
             store = bench.resume(Path(args.resume))
         else:
-            request = BenchRequest(target=args.target, suite=args.suite, workloads=args.workload or [],
+            request = BenchRequest(target=args.target or "cpu", suite=args.suite or "quick",
+                                   workloads=args.workload or [],
                                    model=args.model, data=args.data, backends=args.backend or [],
                                    threads=args.threads or [], batch_sizes=args.batch_size or [],
                                    power=args.power)
@@ -34,6 +45,14 @@ def _bench(args) -> int:
         paths = write_report(store.dir)
         console.print(f"report: {paths[0]}  {paths[1]}")
     console.print(f"results: {store.results_csv}")
+    rows = store.rows()
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed:
+        skipped = sum(r["status"] == "skipped" for r in rows)
+        print(f"edgebench: {len(failed)} of {len(rows)} jobs failed ({skipped} skipped); first: "
+              f"{failed[0]['job_id']}: {failed[0].get('reason', '')}; fix and resume with: "
+              f"edgebench bench --resume {store.dir}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -48,6 +67,10 @@ def _report(args) -> int:
 def _compare(args) -> int:
     from reports.compare import write_comparison
 
+    if not (math.isfinite(args.threshold) and args.threshold >= 1.0):
+        raise ConfigError(f"--threshold {args.threshold}: accepted: a latency ratio >= 1 (e.g. 1.10)")
+    if not (math.isfinite(args.alpha) and 0.0 < args.alpha < 1.0):
+        raise ConfigError(f"--alpha {args.alpha}: accepted: a significance level > 0 and < 1 (e.g. 0.01)")
     paths, n_regressions = write_comparison(Path(args.run_a), Path(args.run_b),
                                             Path(args.out) if args.out else None,
                                             ratio_threshold=args.threshold, alpha=args.alpha)
@@ -86,20 +109,37 @@ def _list(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a batch size; accepted: integers >= 1")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other error (subcommands' parsers are of this class too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"edgebench: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgebench", description=__doc__)
+    p = _Parser(prog="edgebench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("bench", help="benchmark a suite (or one ONNX model) on a target")
-    b.add_argument("--target", default="cpu", help="a name from targets/ or a target TOML file")
-    b.add_argument("--suite", default="quick", help="a name from workloads/suites/ or a suite TOML file")
+    b.add_argument("--target", help="a name from targets/ or a target TOML file (default: cpu)")
+    b.add_argument("--suite", help="a name from workloads/suites/ or a suite TOML file (default: quick)")
     b.add_argument("--workload", action="append", help="run this workload instead of the suite's "
                    "(repeatable; a name or a workload TOML file)")
     b.add_argument("--model", help="your own ONNX model (with --data)")
     b.add_argument("--data", help="its evaluation set: .npz with x (model layout) and y (labels)")
     b.add_argument("--backend", action="append", help="limit to these backends (repeatable)")
     b.add_argument("--threads", action="append", help="thread counts: an integer or 'all' (repeatable)")
-    b.add_argument("--batch-size", action="append", type=int, help="batch sizes (repeatable)")
+    b.add_argument("--batch-size", action="append", type=_positive_int, help="batch sizes (repeatable)")
     b.add_argument("--power", metavar="SOURCE[:KEY=VALUE,...]",
                    help="power source, overriding the target's [power]: e.g. um25c:port=/dev/rfcomm0, "
                         "emulated-ina219 (a labelled emulation), none")
@@ -133,7 +173,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, said already) or --help
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except EdgebenchError as exc:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from harness.app.progress import QuietReporter
 from harness.app.rows import add_energy, job_row, measured_row
-from harness.app.suite import SuiteSpec, find_suite
+from harness.app.suite import SuiteSpec, find_suite, suite_files
 from harness.core.baselines import BaselineAccuracies
 from harness.core.environment import host_environment, utc_now
-from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, unknown_name
+from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, suggest, unknown_name
 from harness.core.hashing import content_hash
 from harness.core.jobs import Artifact, Job, expand
 from harness.core.rundir import RunStore
@@ -22,10 +22,12 @@ from power.monitor import PowerMonitor, windows_for_meter
 from power.registry import parse_cli as parse_power_cli
 from power.registry import power_spec
 from power.spec import PowerSpec
+from targets.backends import BACKENDS
 from targets.base import Session
 from targets.registry import load_adapter
-from targets.spec import TargetSpec, find_target
+from targets.spec import TargetSpec, check_backend_options, find_target
 from workloads.build import build_base, build_variants
+from workloads.models import check_params
 from workloads.spec import WorkloadSpec, find_workload, user_model_workload
 
 
@@ -53,6 +55,7 @@ class ResolvedRun:
     backends: list[str]
     power: PowerSpec         # what the run measures with: --power, or else the target's [power]
     target_power: PowerSpec  # the target file's [power], resolved (for the snapshot)
+    notes: list[str] = field(default_factory=list)  # said once before the run (e.g. backends left out)
 
     def snapshot(self) -> dict:
         """Everything that determines the jobs and how they are measured (for run.json and resume)."""
@@ -86,27 +89,71 @@ def resolve(request: BenchRequest) -> ResolvedRun:
         names = request.workloads or list(suite.workloads)
         where = "--workload" if request.workloads else str(suite.file)
         workloads = [find_workload(name, where) for name in names]
-    backends = list(request.backends or suite.backends or target.backends)
-    for backend in backends:
-        if backend not in target.backends:
-            raise unknown_name(f"backend for target '{target.name}'", backend, target.backends,
-                               str(target.file))
+    for workload in workloads:
+        if workload.model.arch:
+            check_params(workload.model.arch, workload.model.params, str(workload.file))
+    check_variant_suites(workloads, suite.name)
+    notes = []
+    if request.backends:
+        backends = list(dict.fromkeys(request.backends))
+        for backend in backends:
+            if backend not in target.backends:
+                what = ("is not listed by target" if backend in BACKENDS
+                        else f"is no backend{suggest(backend, BACKENDS)}; target")
+                raise ConfigError(f"--backend {backend}: '{backend}' {what} '{target.name}' ({target.file}), "
+                                  f"which lists: {', '.join(target.backends)}")
+    elif suite.backends:
+        # a suite names backends for every target; this one runs those it has (backend names were
+        # checked against every installed backend when the suite was read)
+        backends = [b for b in suite.backends if b in target.backends]
+        left_out = [b for b in suite.backends if b not in target.backends]
+        if not backends:
+            raise ConfigError(f"{suite.file}: key 'matrix.backends' = {list(suite.backends)}: target "
+                              f"'{target.name}' ({target.file}) offers none of them; it offers "
+                              f"{', '.join(target.backends)} (or choose them with --backend)")
+        if left_out:
+            notes.append(f"suite '{suite.name}' also asks for {', '.join(left_out)}, which target "
+                         f"'{target.name}' does not list ({target.file}); running {', '.join(backends)}")
+    else:
+        backends = list(target.backends)
+    check_threads(request.threads, "--threads")
+    check_batch_sizes(request.batch_sizes)
     power = parse_power_cli(request.power) if request.power else target_power
-    return ResolvedRun(request, target, suite, workloads, backends, power, target_power)
+    return ResolvedRun(request, target, suite, workloads, backends, power, target_power, notes)
+
+
+def check_variant_suites(workloads: list[WorkloadSpec], current: str) -> None:
+    """A variant's `suites` must name suites that exist (workloads/suites/, or the suite being run): a
+    misspelt one would never run, silently."""
+    known = [*suite_files(), current]
+    for workload in workloads:
+        for i, variant in enumerate(workload.variants):
+            for name in variant.suites or ():
+                if name not in known:
+                    raise unknown_name("suite", name, known,
+                                       f"{workload.file}: key 'variants[{i}].suites' (variant "
+                                       f"'{variant.name}')")
+
+
+def check_threads(values, where: str) -> None:
+    for value in values:
+        text = str(value).strip()
+        if text != "all" and not (text.isdigit() and int(text) >= 1):
+            raise ConfigError(f"{where} {value}: not a thread count; accepted: integers >= 1 or 'all'")
+
+
+def check_batch_sizes(values) -> None:
+    for value in values:
+        text = str(value).strip()
+        if isinstance(value, bool) or not (text.isdigit() and int(text) >= 1):
+            raise ConfigError(f"--batch-size {value}: not a batch size; accepted: integers >= 1")
 
 
 def resolve_threads(values, usable_cores: int) -> list[int]:
+    check_threads(values, "thread count")
     threads = []
     for value in values:
-        if str(value) == "all":
-            n = usable_cores
-        else:
-            try:
-                n = int(value)
-            except ValueError:
-                raise ConfigError(f"thread count {value!r}: accepted: integers >= 1 or 'all'") from None
-            if n < 1:
-                raise ConfigError(f"thread count {value!r}: accepted: integers >= 1 or 'all'")
+        n = usable_cores if str(value).strip() == "all" else int(str(value).strip())
         if n not in threads:
             threads.append(n)
     return threads
@@ -115,7 +162,7 @@ def resolve_threads(values, usable_cores: int) -> list[int]:
 def plan_jobs(run: ResolvedRun, facts: dict) -> list[Job]:
     threads = resolve_threads(run.request.threads or run.suite.threads,
                               facts.get("cpu_count_usable") or facts.get("cpu_count") or 1)
-    batches = list(run.request.batch_sizes or run.suite.batch_sizes)
+    batches = [int(b) for b in run.request.batch_sizes or run.suite.batch_sizes]
     return expand(run.workloads, run.target.name, run.backends, threads, batches, run.suite.name)
 
 
@@ -159,6 +206,8 @@ class Bench:
         return self._run(run, store, run_dir.parent)
 
     def _run(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:
+        for note in run.notes:
+            self.reporter.note(note)
         session = load_adapter(run.target.adapter, str(run.target.file))(run.target).open()
         power = None
         try:
@@ -221,6 +270,10 @@ class Bench:
                 continue
             base = build_base(workload, self.reporter.status)
             for name, artifact in build_variants(base, names, self.reporter.status).items():
+                for backend, options in artifact.backend_options.items():
+                    if backend in run.backends:
+                        check_backend_options(backend, options, f"{workload.file}: variant '{name}' "
+                                                                f"(its backend_options for {backend})")
                 artifacts[(workload.name, name)] = artifact
         return artifacts
 
@@ -248,6 +301,9 @@ class Bench:
                 row.update(status="skipped", reason=str(exc))
             except JobError as exc:
                 row.update(status="failed", reason=str(exc))
+            if run.power.strict and power_reasons and row.get("status") == "ok":
+                # stored as failed (the measured numbers kept) so that --resume measures it again
+                row.update(status="failed", reason="power (strict mode): " + "; ".join(power_reasons))
             store.append(row)
             baselines.add(row)
             self.reporter.job_finished(job, row)

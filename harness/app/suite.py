@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, unknown_name
 from harness.core.measurement import MeasurementProtocol
+from targets.backends import BACKENDS
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "workloads" / "suites"
 
@@ -49,21 +50,38 @@ def parse_suite(data: dict, file: Path) -> SuiteSpec:
     head = root.table("suite", required=True)
     name = head.take("name", default=file.stem)
     description = head.take("description", default="")
+    if not name.strip():
+        raise ConfigError(f"{head.where('name')} = {name!r}: expected a non-empty string")
     workloads = head.take("workloads", list)
-    if not workloads or not all(isinstance(w, str) for w in workloads):
+    if not workloads or not all(isinstance(w, str) and w.strip() for w in workloads):
         raise ConfigError(f"{head.where('workloads')}: a non-empty list of workload names")
     head.finish()
     protocol = parse_protocol(root.table("protocol"))
     matrix = root.table("matrix")
     backends = matrix.take("backends", list, None)
+    if backends is not None:
+        if not backends:
+            raise ConfigError(f"{matrix.where('backends')} = []: a non-empty list of backend names "
+                              f"(leave the key out for every backend the target lists)")
+        for b in backends:
+            if not isinstance(b, str):
+                raise ConfigError(f"{matrix.where('backends')}: {b!r} is not a backend name (a string); "
+                                  f"known: {', '.join(sorted(BACKENDS))}")
+            if b not in BACKENDS:
+                raise unknown_name("backend", b, BACKENDS, matrix.where("backends"))
     threads = matrix.take("threads", list, [1])
+    if not threads:
+        raise ConfigError(f"{matrix.where('threads')} = []: accepted: a non-empty list of integers >= 1 "
+                          f"or \"all\"")
     for t in threads:
         if not (t == "all" or (isinstance(t, int) and not isinstance(t, bool) and t >= 1)):
             raise ConfigError(f"{matrix.where('threads')}: {t!r} is not a thread count; "
                               f"accepted: integers >= 1 or \"all\"")
     batch_sizes = matrix.take("batch_sizes", list, [1])
-    if not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batch_sizes):
-        raise ConfigError(f"{matrix.where('batch_sizes')} = {batch_sizes}: integers >= 1")
+    if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1
+                                  for b in batch_sizes):
+        raise ConfigError(f"{matrix.where('batch_sizes')} = {batch_sizes}: accepted: a non-empty list of "
+                          f"integers >= 1")
     matrix.finish()
     root.finish()
     return SuiteSpec(name, file, description, tuple(workloads), protocol,

@@ -6,6 +6,7 @@ rejects keys nobody read (a typo in a config must not be silently ignored).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -73,16 +74,17 @@ class Table:
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             names = " or ".join(k.__name__ for k in kinds)
             raise ConfigError(f"{self.where(key)} = {value!r}: expected {names}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{self.where(key)} = {value!r}: expected a finite number"
+                              f"{_range(minimum, maximum)}")
         if choices is not None:
             choices = list(choices)
             if value not in choices:
                 raise ConfigError(
                     f"{self.where(key)} = {value!r}{suggest(value, map(str, choices))}; "
                     f"accepted: {', '.join(map(str, choices))}")
-        if minimum is not None and value < minimum:
-            raise ConfigError(f"{self.where(key)} = {value!r}: must be >= {minimum}")
-        if maximum is not None and value > maximum:
-            raise ConfigError(f"{self.where(key)} = {value!r}: must be <= {maximum}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise ConfigError(f"{self.where(key)} = {value!r}: accepted: values{_range(minimum, maximum)}")
         return value
 
     def table(self, key: str, required: bool = False) -> Table:
@@ -117,3 +119,9 @@ class Table:
 
     def _child(self, key: str) -> str:
         return f"{self.prefix}.{key}" if self.prefix else key
+
+
+def _range(minimum: float | None, maximum: float | None) -> str:
+    """' >= 1', ' <= 10', ' >= 1 and <= 10', or ''."""
+    parts = [f"{op} {bound}" for op, bound in ((">=", minimum), ("<=", maximum)) if bound is not None]
+    return (" " + " and ".join(parts)) if parts else ""

@@ -3,6 +3,7 @@ the serial path, and a modelled profile that follows this machine's CPU load for
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -75,8 +76,28 @@ class CpuLoadModel:
         return self.idle_w + (self.busy_w - self.idle_w) * self.utilisation
 
 
+PROFILES = ("steps", "cpu-load", "constant:<watts>")
+
+
+def check_profile(spec) -> None:
+    """Raises ValueError unless `spec` names a profile make_profile makes (checked before an emulator
+    starts)."""
+    if isinstance(spec, str) and spec in PROFILES[:2]:
+        return
+    if isinstance(spec, str) and spec.startswith("constant:"):
+        try:
+            watts = float(spec.split(":", 1)[1])
+        except ValueError:
+            watts = float("nan")
+        if math.isfinite(watts) and watts >= 0:
+            return
+    raise ValueError(f"power 'profile' = {spec!r}: accepted: {', '.join(PROFILES)} (watts a finite "
+                     f"number >= 0)")
+
+
 def make_profile(spec: str):
     """'steps' (the default), 'cpu-load', or 'constant:<watts>'."""
+    check_profile(spec)
     if spec == "steps":
         return steps_and_ramps()
     if spec == "cpu-load":
@@ -84,4 +105,4 @@ def make_profile(spec: str):
     if spec.startswith("constant:"):
         watts = float(spec.split(":", 1)[1])
         return PiecewiseLinear([0.0, 1.0], [watts, watts])
-    raise ValueError(f"unknown power profile {spec!r}; accepted: steps, cpu-load, constant:<watts>")
+    raise AssertionError(spec)  # check_profile accepted it

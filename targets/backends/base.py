@@ -5,6 +5,7 @@ Runs inside the agent (boards included): numpy and the runtime only, Python 3.8 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -25,8 +26,60 @@ def require_runtime(module: str, package: str):
                           "`pip install {}`".format(package, exc, package)) from None
 
 
+ANY = object()  # an option that takes any value
+
+
+def describe_option(spec) -> str:
+    """What an option declaration accepts, in words."""
+    if spec is ANY:
+        return "any value"
+    if isinstance(spec, tuple):
+        return "one of " + ", ".join(repr(c) for c in spec)
+    if spec is list:
+        return "a non-empty list of strings"
+    if spec is bool:
+        return "true or false"
+    if spec in (int, float):
+        return "a finite number > 0" if spec is float else "an integer > 0"
+    if spec is str:
+        return "a non-empty string"
+    return getattr(spec, "__name__", str(spec))
+
+
+def option_problem(declared, key, value):
+    """None when `value` is acceptable for option `key` of a backend declaring `declared`, else what is
+    wrong, as "'key' = value: accepted ..." (also run by the host, before anything is built)."""
+    if key not in declared:
+        return "'{}' is not a known option; known: {}".format(key, ", ".join(sorted(declared)) or "(none)")
+    spec = declared[key]
+    if spec is ANY:
+        return None
+    if isinstance(spec, tuple):
+        ok = any(value == c and type(value) is type(c) for c in spec)
+    elif spec is list:
+        ok = isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+    elif spec is bool:
+        ok = isinstance(value, bool)
+    elif spec is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    elif spec is float:
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+              and value > 0)
+    elif spec is str:
+        ok = isinstance(value, str) and bool(value)
+    else:
+        ok = isinstance(value, spec)
+    if ok:
+        return None
+    return "'{}' = {!r}: accepted: {}".format(key, value, describe_option(spec))
+
+
 class Backend:
     name = ""
+    # option name -> what it accepts: a tuple of choices, bool, int / float (> 0, finite), str (non-empty),
+    # list (of strings) or ANY. The host checks a target's [backends.<name>] tables and the artifacts'
+    # backend_options against it before anything is built or measured.
+    OPTIONS = {}
     measurement_note = None  # a caveat every row of this backend carries (e.g. "measures no accelerator")
     copy_times = None        # GPU backends: {"h2d_ms", "d2h_ms"} of one batch, timed apart from the latency
 
@@ -62,8 +115,12 @@ class Backend:
                 self.name, what, ", ".join(artifact["files"])))
         return path
 
-    def check_options(self, known) -> None:
-        unknown = sorted(set(self.options) - set(known))
-        if unknown:
-            raise ValueError("unknown option(s) for backend {}: {}; known: {}".format(
-                self.name, ", ".join(unknown), ", ".join(sorted(known))))
+    def check_options(self, known=None) -> None:
+        """The options against `known` (default: the class's OPTIONS declaration); raises ValueError.
+        The host checks the same declaration before any job (targets.spec), so this is a second guard."""
+        declared = self.OPTIONS if known is None else (known if isinstance(known, dict)
+                                                       else dict.fromkeys(known, ANY))
+        for key in sorted(self.options):
+            problem = option_problem(declared, key, self.options[key])
+            if problem:
+                raise ValueError("backend {} option {}".format(self.name, problem))

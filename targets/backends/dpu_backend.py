@@ -13,14 +13,14 @@ from targets.backends.base import Backend, require_runtime
 
 class DpuBackend(Backend):
     name = "dpu"
-    OPTIONS = ()
+    OPTIONS = {}
 
     def __init__(self, threads, options, overlay_factory=None):
         super().__init__(threads, options)
         self._overlay_factory = overlay_factory
 
     def load(self, artifact):
-        self.check_options(self.OPTIONS)
+        self.check_options()
         xmodel = self.artifact_file(artifact, "xmodel", "Vitis AI .xmodel files")
         bitfile = self.artifact_file(artifact, "bitfile", "a DPU overlay (bitfile) with its .xmodel")
         if self._overlay_factory is None:

@@ -24,14 +24,14 @@ REQUIRED = ("idt", "odt", "ishape_normal", "ishape_folded", "oshape_normal", "os
 
 class FinnBackend(Backend):
     name = "finn"
-    OPTIONS = ("dma_in", "dma_out", "timeout_s")
+    OPTIONS = {"dma_in": str, "dma_out": str, "timeout_s": float}
 
     def __init__(self, threads, options, overlay_factory=None, allocate=None):
         super().__init__(threads, options)
         self._overlay_factory, self._allocate = overlay_factory, allocate
 
     def load(self, artifact):
-        self.check_options(self.OPTIONS)
+        self.check_options()
         bitfile = self.artifact_file(artifact, "bitfile", "FPGA bitfiles")
         params = artifact.get("variant_params", {})
         missing = [k for k in REQUIRED if k not in params]

@@ -17,10 +17,10 @@ from targets.backends.base import Backend, require_runtime
 class LiteRtBackend(Backend):
     name = "litert"
     MODULE, PACKAGE = "ai_edge_litert.interpreter", "ai-edge-litert"
-    OPTIONS = ("use_xnnpack",)
+    OPTIONS = {"use_xnnpack": bool}
 
     def load(self, artifact: dict) -> None:
-        self.check_options(self.OPTIONS)
+        self.check_options()
         path = self.artifact_file(artifact, "tflite", ".tflite files")
         module = require_runtime(self.MODULE, self.PACKAGE)
         kwargs = {"model_path": path, "num_threads": self.threads}

@@ -11,16 +11,14 @@ OPT_LEVELS = ("disabled", "basic", "extended", "all")
 
 class OrtBackend(Backend):
     name = "onnxruntime"
-    OPTIONS = ("graph_optimization_level", "allow_spinning", "providers", "qdq_fusion")
+    OPTIONS = {"graph_optimization_level": OPT_LEVELS, "allow_spinning": bool, "providers": list,
+               "qdq_fusion": bool}
 
     def load(self, artifact: dict) -> None:
         ort = require_runtime("onnxruntime", "onnxruntime")
-        self.check_options(self.OPTIONS)
+        self.check_options()
         path = self.artifact_file(artifact, "onnx", "ONNX files")
         level = self.options.get("graph_optimization_level", "all")
-        if level not in OPT_LEVELS:
-            raise ValueError("graph_optimization_level = {!r}; accepted: {}".format(
-                level, ", ".join(OPT_LEVELS)))
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1

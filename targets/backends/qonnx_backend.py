@@ -12,9 +12,10 @@ LABEL = "functional reference (qonnx execute_onnx): latency is not a measurement
 class QonnxReferenceBackend(Backend):
     name = "qonnx-reference"
     measurement_note = LABEL
+    OPTIONS = {}
 
     def load(self, artifact):
-        self.check_options(())
+        self.check_options()
         path = self.artifact_file(artifact, "qonnx", "QONNX files (a qat or fpga variant)")
         core = require_runtime("qonnx.core.onnx_exec", "qonnx")
         wrapper = require_runtime("qonnx.core.modelwrapper", "qonnx")

@@ -34,18 +34,16 @@ def is_qdq(onnx_bytes):
 
 class TensorRtBackend(Backend):
     name = "tensorrt"
-    OPTIONS = ("precision", "workspace_mb")
+    OPTIONS = {"precision": PRECISIONS, "workspace_mb": int}
 
     def load(self, artifact):
-        self.check_options(self.OPTIONS)
+        self.check_options()
         path = self.artifact_file(artifact, "onnx", "engines built from ONNX files")
         trt = require_runtime("tensorrt", "tensorrt")
         torch = require_runtime("torch", "torch (JetPack's build, for GPU buffers)")
         if not torch.cuda.is_available():
             raise Unsupported("tensorrt needs a CUDA GPU; torch sees none on this device")
         self.precision = self.options.get("precision", "fp32")
-        if self.precision not in PRECISIONS:
-            raise ValueError("precision = {!r}; accepted: {}".format(self.precision, ", ".join(PRECISIONS)))
         self.trt, self.torch = trt, torch
         with open(path, "rb") as fh:
             onnx_bytes = fh.read()

@@ -15,13 +15,12 @@ class TorchBackend(Backend):
     copies of one batch are timed apart and reported in backend_info (h2d_ms, d2h_ms: medians)."""
 
     name = "torch"
+    OPTIONS = {"device": ("cpu", "cuda")}
 
     def load(self, artifact: dict) -> None:
         torch = require_runtime("torch", "torch")
-        self.check_options(("device",))
+        self.check_options()
         self.device = self.options.get("device", "cpu")
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError("device = {!r}; accepted: cpu, cuda".format(self.device))
         if self.device == "cuda" and not torch.cuda.is_available():
             raise Unsupported("device = \"cuda\" but torch sees no CUDA GPU on this device "
                               "(torch {}, built for CUDA {})".format(torch.__version__, torch.version.cuda))
