@@ -53,6 +53,28 @@ DIAGNOSES = (
 )
 
 
+def check_settings(s: SshSettings, where: str) -> None:
+    """Refuse what ssh could read as something else: a host (or user) starting with '-' would be an option
+    (it stands before "--"; some OpenSSH versions accept it), whitespace or control characters would
+    split or end an argument, and an option name must be a bare word. One ConfigError line each."""
+    def bad(text: str) -> bool:
+        return not text or text.startswith("-") or any(c.isspace() or not c.isprintable() for c in text)
+
+    if bad(str(s.host)):
+        raise ConfigError(f"{where}: key 'host' = {s.host!r}; accepted: a host name, address or ssh config "
+                          f"alias, not empty, not starting with '-', without spaces or control characters")
+    if s.user is not None and bad(str(s.user)):
+        raise ConfigError(f"{where}: key 'user' = {s.user!r}; accepted: a user name, not starting with '-', "
+                          f"without spaces or control characters")
+    for key, value in s.extra_options.items():
+        if not str(key).isalnum() or not str(key)[:1].isalpha():
+            raise ConfigError(f"{where}: ssh option name {key!r}; accepted: an OpenSSH option name "
+                              f"(letters and digits, e.g. ProxyJump)")
+        if any(not c.isprintable() for c in str(value)):
+            raise ConfigError(f"{where}: ssh option {key} = {value!r}; accepted: a value without control "
+                              f"characters")
+
+
 def remote_word(arg: str) -> str:
     if arg.startswith("~/"):
         return "~/" + shlex.quote(arg[2:])
@@ -70,6 +92,7 @@ class SshLink:
     """Commands and file transfers to one board."""
 
     def __init__(self, settings: SshSettings, where: str):
+        check_settings(settings, where)
         self.settings = settings
         self.where = where  # the target file, named in every error
         self._control_dir = tempfile.mkdtemp(prefix="edgebench-ssh-")
@@ -121,7 +144,7 @@ class SshLink:
                                 stderr=stderr, start_new_session=True)
 
     def close(self) -> None:
-        subprocess.run(self.base_command()[:-2] + ["-O", "exit", self.settings.host], capture_output=True)
+        subprocess.run(self.base_command()[:-2] + ["-O", "exit", "--", self.settings.host], capture_output=True)
         for entry in Path(self._control_dir).iterdir():
             entry.unlink(missing_ok=True)
         os.rmdir(self._control_dir)

@@ -96,18 +96,29 @@ def prepare(spec: DatasetSpec) -> PreparedData:
 
 def load_eval_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A user's evaluation set: `x` in the model's input layout and scale, `y` integer labels."""
+    accepted = ("an .npz (numpy.savez) with 'x' (inputs, one sample per row) and 'y' (1-D integer labels), "
+                "without pickled objects")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: evaluation set not found; accepted: {accepted}") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise ConfigError(f"{path}: not readable ({exc}); accepted: {accepted}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ConfigError(f"{path}: a single array (.npy), not an .npz archive; accepted: {accepted}")
+    try:
+        with data:
             missing = [k for k in ("x", "y") if k not in data.files]
             if missing:
                 raise ConfigError(f"{path}: missing array(s) {', '.join(missing)}; an evaluation set "
                                   f"needs 'x' (inputs) and 'y' (integer labels), found: "
                                   f"{', '.join(data.files) or 'none'}")
             x, y = data["x"], data["y"]
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: evaluation set not found") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ConfigError(f"{path}: not a readable .npz without pickled objects ({exc})") from None
+        raise ConfigError(f"{path}: not readable ({exc}); accepted: {accepted}") from None
+    if x.ndim < 1 or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise ConfigError(f"{path}: 'x' has shape {x.shape} dtype {x.dtype}; accepted: a numeric array "
+                          f"with one sample per row (at least 1-D)")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ConfigError(f"{path}: 'y' must be a 1-D array of integer labels, got shape {y.shape} "
                           f"dtype {y.dtype}")

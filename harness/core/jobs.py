@@ -5,6 +5,23 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from harness.core.errors import ConfigError
+
+# Workload and variant names (and any other name that becomes part of a job id, a file or a directory
+# name) are from this alphabet: job ids joined by "__" stay injective and paths stay inside their directory.
+NAME_MAX = 64
+NAME_RE = re.compile(r"(?!.*__)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+NAME_RULE = (f"letters, digits and . _ - (at most {NAME_MAX}), starting and ending with a letter or digit, "
+             f"no '__'")
+
+
+def check_name(name: str, where: str) -> str:
+    """`name` if it is in the safe alphabet; else one ConfigError line (`where`: the file and key)."""
+    if not isinstance(name, str) or len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
+        raise ConfigError(f"{where} = {name!r}: accepted: {NAME_RULE}")
+    return name
+
+
 KEY_COLUMNS = ("workload", "variant", "target", "backend", "precision", "threads", "batch_size")
 
 
@@ -32,7 +49,7 @@ class Artifact:
     stages: list[dict] = field(default_factory=list)
     host_accuracy: float | None = None
     weight_sparsity: float | None = None   # share of zero-valued conv / matmul weights
-    exit: dict | None = None               # early exits: {"threshold", "criterion"} for staged runs
+    exit: dict | None = None               # early exits: {"threshold", "criterion"} between the stages
     # per backend, options this artifact needs over the target's (e.g. onnxruntime qdq_fusion = false)
     backend_options: dict = field(default_factory=dict)
 
@@ -73,4 +90,21 @@ def expand(workloads: list, target: str, backends: list[str], threads: list[int]
                     for batch in batch_sizes:
                         jobs.append(Job(workload.name, variant.name, variant.family, variant.precision,
                                         target, backend, n_threads, batch))
+    check_unique_ids(jobs)
     return jobs
+
+
+def check_unique_ids(jobs: list[Job]) -> None:
+    """Refuse, before anything runs, two jobs that would share a job id: their raw files would overwrite
+    each other, resume would take one for the other and the report would drop a row."""
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        other = seen.setdefault(job.job_id, job)
+        if other is not job:
+            if (other.workload, other.variant) == (job.workload, job.variant):
+                what = f"workload {job.workload!r} variant {job.variant!r} is planned twice"
+            else:
+                what = (f"workload {other.workload!r} variant {other.variant!r} and workload "
+                        f"{job.workload!r} variant {job.variant!r} map to the same id")
+            raise ConfigError(f"job id {job.job_id!r}: {what}; accepted: workload and variant names "
+                              f"that differ in letters, digits or . _ - (each workload once per run)")

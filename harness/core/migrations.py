@@ -100,10 +100,13 @@ def check_header(version: int, header: list[str], where: Path | str) -> None:
 
 def read_info(path: Path) -> dict:
     try:
-        info = json.loads(Path(path).read_text())
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); a run.json as "
                           f"edgebench writes it expected") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; a run.json as edgebench writes it (a JSON object) "
+                          f"expected") from None
     if not isinstance(info, dict):
         raise ConfigError(f"{path}: a JSON {type(info).__name__}; a JSON object expected")
     return info

@@ -12,6 +12,8 @@ it in place between the markers.
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +174,30 @@ def _check() -> None:
 
 
 _check()
+
+
+def parse_cell(name: str, text: str):
+    """A results.csv cell read back as its column's kind (None for an empty cell); ValueError when the
+    text is not one that kind writes."""
+    kind = BY_NAME[name].kind
+    if text == "":
+        return None
+    if kind == "str":
+        return text
+    if kind == "int":
+        if text.strip() != text:
+            raise ValueError(f"column {name}: {text!r} is not an integer")
+        return int(text)
+    if kind == "float":
+        value = float(text)
+        if math.isinf(value) and text.strip().lower().lstrip("+-") not in ("inf", "infinity"):
+            raise ValueError(f"column {name}: {text!r} is not a number")
+        return value
+    if kind == "bool":
+        if text not in ("True", "False"):
+            raise ValueError(f"column {name}: {text!r}; accepted: True or False")
+        return text == "True"
+    return json.loads(text)  # "json"
 
 
 def run_info_keys(measurement_protocol: dict) -> dict:
