@@ -25,13 +25,15 @@ from targets.agent_driver import AgentProcess, ClockMap, drive_job, job_request,
 from targets.base import Measurement, ProgressCallback, Session, Target
 from targets.bundle import build_bundle, bundle_name
 from targets.smoke import CHECKS as SMOKE_CHECKS
-from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager
+from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager, check_settings
 
 MIN_PYTHON = (3, 8)
 
 
 def ssh_settings(table: Table) -> SshSettings:
-    return SshSettings(
+    """The [target] keys of an SSH board, checked as the file is read (a host like "-oProxyCommand=..."
+    would be an ssh option)."""
+    settings = SshSettings(
         host=table.take("host"),
         user=table.take("user", str, None),
         port=table.take("port", int, None, minimum=1, maximum=65535),
@@ -40,6 +42,8 @@ def ssh_settings(table: Table) -> SshSettings:
         known_hosts=table.take("known_hosts", str, None),
         strict_host_key_checking=table.take("strict_host_key_checking", str, "yes", choices=STRICTNESS),
     )
+    check_settings(settings, table.path)
+    return settings
 
 
 class BoardSession(Session):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
 from harness.core.errors import ConfigError, suggest, unknown_name
+from harness.core.jobs import check_name
 from harness.core.plugins import find
 from targets.backends import BACKENDS
 
@@ -38,9 +39,9 @@ def parse_target(data: dict, file: Path) -> TargetSpec:
     name = head.take("name", default=file.stem)
     adapter = head.take("adapter", default=name)
     description = head.take("description", default="")
-    for key, value in (("name", name), ("adapter", adapter)):
-        if not value.strip():
-            raise ConfigError(f"{head.where(key)} = {value!r}: expected a non-empty string")
+    check_name(name, head.where("name"))  # it becomes part of the run id, a directory name
+    if not adapter.strip():
+        raise ConfigError(f"{head.where('adapter')} = {adapter!r}: expected a non-empty string")
     backends = head.take("backends", list, default=["onnxruntime"])
     if not backends:
         raise ConfigError(f"{head.where('backends')} = []: expected a non-empty list of backend names")

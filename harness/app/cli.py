@@ -37,15 +37,16 @@ def _bench(args) -> int:
                                    threads=args.threads or [], batch_sizes=args.batch_size or [],
                                    power=args.power)
             store = bench.start(request, Path(args.runs_dir))
+    # a job retried by --resume has several rows: its last one is its result
+    rows = list({r["job_id"]: r for r in store.rows()}.values())
     console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(summary_table(store.rows()))
+    console.print(summary_table(rows))
     if not args.no_report:
         from reports.report import write_report
 
         paths = write_report(store.dir)
         console.print(f"report: {paths[0]}  {paths[1]}")
     console.print(f"results: {store.results_csv}")
-    rows = store.rows()
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         skipped = sum(r["status"] == "skipped" for r in rows)

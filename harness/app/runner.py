@@ -196,8 +196,8 @@ class Bench:
 
     def resume(self, run_dir: Path) -> RunStore:
         store = RunStore.open(run_dir)
-        if store.migration_note:
-            self.reporter.note(store.migration_note)
+        for note in filter(None, [store.migration_note, *store.notes]):
+            self.reporter.note(note)
         info = store.run_info()
         run = resolve(BenchRequest(**info["request"]))
         if content_hash(run.snapshot()) != info["config_hash"]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
 from harness.core.errors import ConfigError, unknown_name
+from harness.core.jobs import check_name
 from harness.core.measurement import MeasurementProtocol
 from targets.backends import BACKENDS
 
@@ -50,8 +51,7 @@ def parse_suite(data: dict, file: Path) -> SuiteSpec:
     head = root.table("suite", required=True)
     name = head.take("name", default=file.stem)
     description = head.take("description", default="")
-    if not name.strip():
-        raise ConfigError(f"{head.where('name')} = {name!r}: expected a non-empty string")
+    check_name(name, head.where("name"))  # it becomes part of the run id, a directory name
     workloads = head.take("workloads", list)
     if not workloads or not all(isinstance(w, str) and w.strip() for w in workloads):
         raise ConfigError(f"{head.where('workloads')}: a non-empty list of workload names")

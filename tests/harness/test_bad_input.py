@@ -164,7 +164,8 @@ TARGET_CASES = [
     ("unknown-target-key", "job_timeout_s = 900", "job_timeout = 900",
      ["'target.job_timeout' is not a known key", "did you mean 'job_timeout_s'?"]),
     ("cpu-takes-no-board-keys", "job_timeout_s = 900", 'pin_cpus = "1"', ["'target.pin_cpus' is not a known key"]),
-    ("empty-name", 'name = "t"', 'name = ""', ["target.name", "non-empty"]),
+    ("empty-name", 'name = "t"', 'name = ""', ["target.name", "letters, digits"]),
+    ("path-name", 'name = "t"', 'name = "../t"', ["target.name", "'../t'", "letters, digits"]),
     ("unknown-adapter", 'adapter = "cpu"', 'adapter = "cpuu"', ["target.adapter", "'cpuu'", "did you mean 'cpu'?"]),
     ("backends-empty", 'backends = ["onnxruntime", "torch", "litert", "tensorrt", "finn"]', "backends = []",
      ["target.backends", "non-empty"]),
@@ -269,7 +270,8 @@ SUITE_CASES = [
     ("threads-word", "threads = [1]", 'threads = ["two"]', ["matrix.threads", "'two'", "\"all\""]),
     ("matrix-unknown-key", "threads = [1]", "thread = [1]", ["'matrix.thread' is not a known key",
                                                              "did you mean 'threads'?"]),
-    ("suite-name-empty", 'name = "s"', 'name = ""', ["suite.name", "non-empty"]),
+    ("suite-name-empty", 'name = "s"', 'name = ""', ["suite.name", "letters, digits"]),
+    ("suite-name-space", 'name = "s"', 'name = "my suite"', ["suite.name", "'my suite'", "letters, digits"]),
     ("suite-workloads-empty", 'workloads = ["{workload}"]', "workloads = []", ["suite.workloads", "non-empty"]),
 ]
 

@@ -45,9 +45,10 @@ def csv_header(path: Path) -> list[str]:
 # ---- one definition, everything derived ----
 
 def test_the_store_writes_the_schema_header_and_format_version(tmp_path):
-    store = RunStore.create(tmp_path, "r", {"run_id": "r"})
+    info = {"run_id": "r", "config_hash": "h", "request": {"suite": "s"}}
+    store = RunStore.create(tmp_path, "r", info)
     assert csv_header(store.results_csv) == COLUMNS
-    assert store.run_info() == {"format_version": RESULT_FORMAT_VERSION, "run_id": "r"}
+    assert store.run_info() == {"format_version": RESULT_FORMAT_VERSION, **info}
     assert RunStore.open(store.dir).migration_note is None
 
 
