@@ -3,6 +3,7 @@ as soon as it exists. Ctrl-C or a crash keeps every finished row; `--resume` run
 
 from __future__ import annotations
 
+import platform
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from harness.app.progress import QuietReporter
 from harness.app.rows import add_energy, job_row, measured_row
 from harness.app.suite import SuiteSpec, find_suite, suite_files
 from harness.core.baselines import BaselineAccuracies
+from harness.core.concurrent_runs import MeasuringRuns
 from harness.core.environment import host_environment, utc_now
 from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, suggest, unknown_name
 from harness.core.hashing import content_hash
@@ -234,7 +236,11 @@ class Bench:
                     info = store.run_info()
                     info.setdefault("power", []).append(power.describe())  # one entry per (resumed) session
                     store.write_run_info(info)
-                self._measure(run, session, store, pending, artifacts, power)
+                # runs measuring on the machine the device is (the cpu target, or a board that is this host)
+                same_machine = facts.get("hostname") == platform.node()
+                with MeasuringRuns(store.dir) as neighbours:
+                    self._measure(run, session, store, pending, artifacts, power,
+                                  neighbours if same_machine else None)
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted: every finished job is kept in {store.results_csv}; "
                                   f"resume with: edgebench bench --resume {store.dir}") from None
@@ -278,7 +284,7 @@ class Bench:
         return artifacts
 
     def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
-                 artifacts: dict, power: PowerMonitor | None) -> None:
+                 artifacts: dict, power: PowerMonitor | None, neighbours: MeasuringRuns | None) -> None:
         run_id = store.dir.name
         measurement_protocol = run.suite.protocol
         if run.power.source != "none":
@@ -290,6 +296,7 @@ class Bench:
             row = job_row(run_id, job, artifact)
             self.reporter.job_started(job)
             power_reasons = []
+            others = set(neighbours.others()) if neighbours else set()
             try:
                 staged = session.stage(artifact)
                 m = session.run(job, staged, measurement_protocol,
@@ -301,6 +308,11 @@ class Bench:
                 row.update(status="skipped", reason=str(exc))
             except JobError as exc:
                 row.update(status="failed", reason=str(exc))
+            others |= set(neighbours.others()) if neighbours else set()
+            if others:
+                row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
+                    f"another edgebench run measured on this machine at the same time ({', '.join(sorted(others))}): "
+                    f"each disturbs the other's latencies")]))
             if run.power.strict and power_reasons and row.get("status") == "ok":
                 # stored as failed (the measured numbers kept) so that --resume measures it again
                 row.update(status="failed", reason="power (strict mode): " + "; ".join(power_reasons))

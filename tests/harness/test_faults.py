@@ -298,3 +298,43 @@ def test_resume_through_latest_reruns_a_cut_row_under_the_real_run_id(tiny_files
     assert [r["job_id"] for r in rows][-1] == cut_job and len(rows) == 2
     assert {r["run_id"] for r in rows} == {run_dir.name} and {r["status"] for r in rows} == {"ok"}
     assert (run_dir / REJECTED_CSV).read_text() == lines[2]
+
+
+# ---- two runs measuring at once ----
+HOLD_REGISTRATION = """
+import sys, time
+from harness.core.concurrent_runs import MeasuringRuns
+with MeasuringRuns(sys.argv[1]):
+    print("registered", flush=True)
+    time.sleep(120)
+"""
+
+
+def _bench_rows(tiny_files, tmp_path) -> list[dict]:
+    code = main(["bench", "--suite", str(tiny_files["suite"]), "--backend", "onnxruntime", "--quiet",
+                 "--no-report", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 0
+    with open(tmp_path / "runs" / "latest" / "results.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_run_measuring_beside_another_says_so_in_its_rows(tiny_files, tmp_path, monkeypatch):
+    """A second edgebench process that is measuring (a real process holding its registration) is named
+    in every row measured while it ran; once it is gone (its file left behind), rows are quiet again."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("EDGEBENCH_LOCK_DIR", str(tmp_path / "locks"))
+    other = subprocess.Popen([sys.executable, "-c", HOLD_REGISTRATION, "runs/the-other-run"],
+                             stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert other.stdout.readline().strip() == "registered"
+        rows = _bench_rows(tiny_files, tmp_path / "beside")
+        assert rows and all("another edgebench run measured on this machine at the same time "
+                            "(runs/the-other-run" in r["warnings"] for r in rows)
+    finally:
+        other.kill()
+        other.wait()
+    assert list((tmp_path / "locks").glob("*.lock"))  # the killed run's file stays: its lock does not
+    rows = _bench_rows(tiny_files, tmp_path / "alone")
+    assert not any("another edgebench run" in r["warnings"] for r in rows)
