@@ -6,10 +6,18 @@ import difflib
 from collections.abc import Iterable
 
 
+# Control characters (a newline inside a key or a value from a user's file) written as escapes: an error
+# stays one line, and a terminal is never driven by what a file contains.
+_ESCAPED = {code: repr(chr(code))[1:-1] for code in (*range(32), 127)}
+
+
 class EdgebenchError(Exception):
     """An error the CLI prints as one line, without a traceback, and exits non-zero."""
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        return super().__str__().translate(_ESCAPED)
 
 
 class ConfigError(EdgebenchError):
