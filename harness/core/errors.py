@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-
 # Control characters (a newline inside a key or a value from a user's file) written as escapes: an error
 # stays one line, and a terminal is never driven by what a file contains.
 _ESCAPED = {code: repr(chr(code))[1:-1] for code in (*range(32), 127)}

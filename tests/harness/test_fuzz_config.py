@@ -6,10 +6,10 @@ exception, never a traceback."""
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from helpers import tiny_workload_toml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
