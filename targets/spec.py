@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
-from harness.core.errors import ConfigError, suggest, unknown_name
+from harness.core.errors import ConfigError, suggest
 from harness.core.jobs import check_name
 from harness.core.plugins import find
-from targets.backends import BACKENDS
+from targets.backends import check_backend_list
 
 TARGETS_DIR = Path(__file__).resolve().parent
 
@@ -42,17 +42,7 @@ def parse_target(data: dict, file: Path) -> TargetSpec:
     check_name(name, head.where("name"))  # it becomes part of the run id, a directory name
     if not adapter.strip():
         raise ConfigError(f"{head.where('adapter')} = {adapter!r}: expected a non-empty string")
-    backends = head.take("backends", list, default=["onnxruntime"])
-    if not backends:
-        raise ConfigError(f"{head.where('backends')} = []: expected a non-empty list of backend names")
-    for b in backends:
-        if not isinstance(b, str):
-            raise ConfigError(f"{head.where('backends')}: {b!r} is not a backend name (a string); "
-                              f"known: {', '.join(sorted(BACKENDS))}")
-        if b not in BACKENDS:
-            raise unknown_name("backend", b, BACKENDS, head.where("backends"))
-        if backends.count(b) > 1:
-            raise ConfigError(f"{head.where('backends')}: '{b}' is listed twice")
+    backends = check_backend_list(head.take("backends", list, default=["onnxruntime"]), head.where("backends"))
     timeout = head.take("job_timeout_s", float, 900.0, minimum=1.0)
     settings = head.rest()
     options = {}

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
-from harness.core.errors import ConfigError, unknown_name
+from harness.core.errors import ConfigError
 from harness.core.jobs import check_name
 from harness.core.measurement import MeasurementProtocol
-from targets.backends import BACKENDS
+from targets.backends import check_backend_list
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "workloads" / "suites"
 
@@ -59,16 +59,8 @@ def parse_suite(data: dict, file: Path) -> SuiteSpec:
     protocol = parse_protocol(root.table("protocol"))
     matrix = root.table("matrix")
     backends = matrix.take("backends", list, None)
-    if backends is not None:
-        if not backends:
-            raise ConfigError(f"{matrix.where('backends')} = []: a non-empty list of backend names "
-                              f"(leave the key out for every backend the target lists)")
-        for b in backends:
-            if not isinstance(b, str):
-                raise ConfigError(f"{matrix.where('backends')}: {b!r} is not a backend name (a string); "
-                                  f"known: {', '.join(sorted(BACKENDS))}")
-            if b not in BACKENDS:
-                raise unknown_name("backend", b, BACKENDS, matrix.where("backends"))
+    if backends is not None:  # left out: every backend the target lists
+        check_backend_list(backends, matrix.where("backends"))
     threads = matrix.take("threads", list, [1])
     if not threads:
         raise ConfigError(f"{matrix.where('threads')} = []: accepted: a non-empty list of integers >= 1 "

@@ -32,6 +32,23 @@ class _Backends(Mapping):
 BACKENDS = _Backends()
 
 
+def check_backend_list(backends, where):
+    """A target's or a suite's `backends`: a non-empty list of known backend names, each once."""
+    from harness.core.errors import ConfigError, unknown_name
+
+    if not backends:
+        raise ConfigError("{} = []: expected a non-empty list of backend names".format(where))
+    for name in backends:
+        if not isinstance(name, str):
+            raise ConfigError("{}: {!r} is not a backend name (a string); known: {}".format(
+                where, name, ", ".join(sorted(BACKENDS))))
+        if name not in BACKENDS:
+            raise unknown_name("backend", name, BACKENDS, where)
+        if backends.count(name) > 1:
+            raise ConfigError("{}: '{}' is listed twice".format(where, name))
+    return list(backends)
+
+
 def backend_ref(name, where=""):
     """The backend's import reference ("module:Class"), which the agent loads. Imported here first, so a
     broken plug-in fails naming itself and its distribution instead of as a traceback from the agent

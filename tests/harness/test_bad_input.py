@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import tiny_workload_toml, write
+from helpers import TINY_PROTOCOL, tiny_workload_toml, write
 
 from harness.app.cli import main
 
@@ -140,14 +140,7 @@ backends = ["onnxruntime"]
 SUITE = """
 [suite]
 name = "s"
-workloads = ["{workload}"]
-[protocol]
-warmup_min_iterations = 3
-warmup_min_s = 0.01
-n_windows = 2
-window_min_s = 0.05
-window_min_iterations = 20
-[matrix]
+workloads = ["{workload}"]""" + TINY_PROTOCOL + """[matrix]
 backends = ["onnxruntime"]
 threads = [1]
 batch_sizes = [1]
