@@ -49,8 +49,8 @@ def source_class(name: str, where: str = ""):
 def _check_common(common: dict, where: str) -> None:
     """idle_s: a finite number >= 0; min_samples: an integer >= 1; strict: true or false."""
     idle, samples, strict = common["idle_s"], common["min_samples"], common["strict"]
-    if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not math.isfinite(idle) or idle < 0:
-        raise ConfigError(f"{where}: power 'idle_s' = {idle!r}: accepted: a finite number of seconds >= 0")
+    if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not math.isfinite(idle) or not 0 <= idle <= 3600:
+        raise ConfigError(f"{where}: power 'idle_s' = {idle!r}: accepted: a number of seconds from 0 to 3600")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"{where}: power 'min_samples' = {samples!r}: accepted: an integer >= 1")
     if not isinstance(strict, bool):

@@ -137,9 +137,12 @@ def _train_reference(workload: WorkloadSpec, data: PreparedData, progress: Progr
         seed_everything(workload.training.seed)
         model = build_model(spec.arch, in_channels, n_classes, spec.params, str(workload.file))
         x_train, y_train = data.load_train()
-        train(model, x_train, y_train, workload.training,
-              on_epoch=lambda e, n, loss: progress(f"training {workload.name}: epoch {e}/{n}, "
-                                                   f"loss {loss:.3f}"))
+        try:
+            train(model, x_train, y_train, workload.training,
+                  on_epoch=lambda e, n, loss: progress(f"training {workload.name}: epoch {e}/{n}, "
+                                                       f"loss {loss:.3f}"))
+        except ConfigError as exc:  # diverged: the workload file's [training] is what to change
+            raise ConfigError(f"{workload.file}: {exc}") from None
         x_eval, y_eval = data.load_eval()
         torch.save(model.state_dict(), tmp / "model.pt")
         progress(f"exporting {workload.name} to ONNX")

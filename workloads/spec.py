@@ -106,8 +106,8 @@ def parse_workload(data: dict, file: Path) -> WorkloadSpec:
     training = TrainingSpec(
         epochs=tr.take("epochs", int, TrainingSpec.epochs, minimum=1),
         batch_size=tr.take("batch_size", int, TrainingSpec.batch_size, minimum=1),
-        learning_rate=tr.take("learning_rate", float, TrainingSpec.learning_rate, minimum=0.0),
-        weight_decay=tr.take("weight_decay", float, TrainingSpec.weight_decay, minimum=0.0),
+        learning_rate=tr.take("learning_rate", float, TrainingSpec.learning_rate, minimum=1e-8, maximum=10.0),
+        weight_decay=tr.take("weight_decay", float, TrainingSpec.weight_decay, minimum=0.0, maximum=1.0),
         seed=tr.take("seed", int, TrainingSpec.seed, minimum=0, maximum=SEED_MAX),
     )
     tr.finish()

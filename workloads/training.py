@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
+
+from harness.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, spec: TrainingSpec,
             optimizer.step()
             schedule.step()
             total += loss.item() * len(idx)
+        if not math.isfinite(total):
+            raise ConfigError(f"training diverged: the loss is {total / len(xt)} in epoch {epoch + 1} (learning rate "
+                              f"{spec.learning_rate:g}); lower learning_rate in [training]")
         if on_epoch is not None:
             on_epoch(epoch + 1, spec.epochs, total / len(xt))
     return model.eval()

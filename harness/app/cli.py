@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -111,12 +112,15 @@ def _list(args) -> int:
 
 
 def _positive_int(text: str) -> int:
+    from harness.core.jobs import MAX_BATCH_SIZE
+
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a batch size; accepted: integers >= 1")
+    if not 1 <= value <= MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a batch size; accepted: integers from 1 to "
+                                         f"{MAX_BATCH_SIZE}")
     return value
 
 
@@ -173,7 +177,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    """A CI cancel or `timeout` sends SIGTERM: stop as Ctrl-C does (rows kept, one line, resumable)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # a usage error (one line, said already) or --help

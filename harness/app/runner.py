@@ -16,7 +16,7 @@ from harness.core.concurrent_runs import MeasuringRuns
 from harness.core.environment import host_environment, utc_now
 from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, suggest, unknown_name
 from harness.core.hashing import content_hash
-from harness.core.jobs import Artifact, Job, expand
+from harness.core.jobs import MAX_BATCH_SIZE, MAX_THREADS, Artifact, Job, expand
 from harness.core.rundir import RunStore
 from harness.core.schema import run_info_keys
 from harness.core.stats import ValidityRules
@@ -140,15 +140,17 @@ def check_variant_suites(workloads: list[WorkloadSpec], current: str) -> None:
 def check_threads(values, where: str) -> None:
     for value in values:
         text = str(value).strip()
-        if text != "all" and not (text.isdigit() and int(text) >= 1):
-            raise ConfigError(f"{where} {value}: not a thread count; accepted: integers >= 1 or 'all'")
+        if text != "all" and not (text.isdigit() and 1 <= int(text) <= MAX_THREADS):
+            raise ConfigError(f"{where} {value}: not a thread count; accepted: integers from 1 to "
+                              f"{MAX_THREADS} or 'all'")
 
 
 def check_batch_sizes(values) -> None:
     for value in values:
         text = str(value).strip()
-        if isinstance(value, bool) or not (text.isdigit() and int(text) >= 1):
-            raise ConfigError(f"--batch-size {value}: not a batch size; accepted: integers >= 1")
+        if isinstance(value, bool) or not (text.isdigit() and 1 <= int(text) <= MAX_BATCH_SIZE):
+            raise ConfigError(f"--batch-size {value}: not a batch size; accepted: integers from 1 to "
+                              f"{MAX_BATCH_SIZE}")
 
 
 def resolve_threads(values, usable_cores: int) -> list[int]:
@@ -169,12 +171,17 @@ def plan_jobs(run: ResolvedRun, facts: dict) -> list[Job]:
 
 
 def new_run_id(runs_dir: Path, run: ResolvedRun) -> str:
+    """A new run id, its (empty) directory made here: mkdir is atomic, so two runs started in the same
+    second never share one."""
     stem = f"{datetime.now():%Y%m%d-%H%M%S}-{run.target.name}-{run.suite.name}"
     run_id, n = stem, 1
-    while (runs_dir / run_id).exists():
-        n += 1
-        run_id = f"{stem}-{n}"
-    return run_id
+    while True:
+        try:
+            (runs_dir / run_id).mkdir(parents=True)
+            return run_id
+        except FileExistsError:
+            n += 1
+            run_id = f"{stem}-{n}"
 
 
 class Interrupted(EdgebenchError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
 from harness.core.errors import ConfigError
-from harness.core.jobs import check_name
+from harness.core.jobs import MAX_BATCH_SIZE, MAX_THREADS, check_name
 from harness.core.measurement import MeasurementProtocol
 from targets.backends import check_backend_list
 
@@ -66,14 +66,14 @@ def parse_suite(data: dict, file: Path) -> SuiteSpec:
         raise ConfigError(f"{matrix.where('threads')} = []: accepted: a non-empty list of integers >= 1 "
                           f"or \"all\"")
     for t in threads:
-        if not (t == "all" or (isinstance(t, int) and not isinstance(t, bool) and t >= 1)):
+        if not (t == "all" or (isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= MAX_THREADS)):
             raise ConfigError(f"{matrix.where('threads')}: {t!r} is not a thread count; "
-                              f"accepted: integers >= 1 or \"all\"")
+                              f"accepted: integers from 1 to {MAX_THREADS} or \"all\"")
     batch_sizes = matrix.take("batch_sizes", list, [1])
-    if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1
+    if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= MAX_BATCH_SIZE
                                   for b in batch_sizes):
         raise ConfigError(f"{matrix.where('batch_sizes')} = {batch_sizes}: accepted: a non-empty list of "
-                          f"integers >= 1")
+                          f"integers from 1 to {MAX_BATCH_SIZE}")
     matrix.finish()
     root.finish()
     return SuiteSpec(name, file, description, tuple(workloads), protocol,

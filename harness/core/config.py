@@ -16,6 +16,9 @@ import tomllib
 from harness.core.errors import ConfigError, suggest, unknown_name
 
 _MISSING = object()
+# Numbers read without a maximum of their own stay below these (seconds, rates, sizes, counts).
+FLOAT_MAX = 1e6
+INT_MAX = 2**31 - 1
 
 
 def load_toml(path: Path) -> dict:
@@ -24,6 +27,9 @@ def load_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset "
+                          f"{exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     except OSError as exc:
@@ -83,6 +89,9 @@ class Table:
                 raise ConfigError(
                     f"{self.where(key)} = {value!r}{suggest(value, map(str, choices))}; "
                     f"accepted: {', '.join(map(str, choices))}")
+        if maximum is None and not isinstance(value, bool) and isinstance(value, (int, float)):
+            # a number past these is a typo, and overflows a clock, a sleep or an optimizer later
+            maximum = FLOAT_MAX if isinstance(value, float) else INT_MAX
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise ConfigError(f"{self.where(key)} = {value!r}: accepted: values{_range(minimum, maximum)}")
         return value

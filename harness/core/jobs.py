@@ -22,6 +22,11 @@ def check_name(name: str, where: str) -> str:
     return name
 
 
+# A job's thread count and batch size: past these a runtime fails in its own words (an int32 argument, a
+# 512 GiB allocation) after the run has started, so they are refused when the matrix is read.
+MAX_THREADS = 1024
+MAX_BATCH_SIZE = 65536
+
 KEY_COLUMNS = ("workload", "variant", "target", "backend", "precision", "threads", "batch_size")
 
 

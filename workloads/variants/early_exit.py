@@ -39,7 +39,7 @@ def parse(table: Table) -> dict:
     params = {"thresholds": [float(t) for t in thresholds], "criterion": criterion,
               "exit_weight": table.take("exit_weight", float, 0.5, minimum=0.0),
               "epochs": table.take("epochs", int, -1, minimum=-1),
-              "lr_scale": table.take("lr_scale", float, 0.5, minimum=0.0)}
+              "lr_scale": table.take("lr_scale", float, 0.5, minimum=0.0, maximum=100.0)}
     table.finish()
     return params
 

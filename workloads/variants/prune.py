@@ -38,7 +38,8 @@ def parse(table: Table) -> dict:
     params = {"method": method, "ratio": ratio,
               # default: the workload's own training schedule again, at half its learning rate
               "fine_tune_epochs": table.take("fine_tune_epochs", int, -1, minimum=-1),
-              "fine_tune_lr_scale": table.take("fine_tune_lr_scale", float, 0.5, minimum=0.0)}
+              "fine_tune_lr_scale": table.take("fine_tune_lr_scale", float, 0.5, minimum=0.0,
+                                                              maximum=100.0)}
     table.finish()
     return params
 

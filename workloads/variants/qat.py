@@ -48,7 +48,7 @@ def parse(table: Table) -> dict:
         "weight_bits": table.take("weight_bits", int, minimum=1),
         "activation_bits": table.take("activation_bits", int, 4, minimum=2),
         "epochs": table.take("epochs", int, -1, minimum=-1),
-        "lr_scale": table.take("lr_scale", float, 0.2, minimum=0.0),
+        "lr_scale": table.take("lr_scale", float, 0.2, minimum=0.0, maximum=100.0),
     }
     for key in ("weight_bits", "activation_bits"):
         if params[key] > 8:
