@@ -144,6 +144,10 @@ def prepare_user_eval(path: Path, input_dtype: np.dtype, input_shape: tuple, n_c
                           f"output has {n_classes} classes (labels 0..{n_classes - 1})")
     if np.issubdtype(input_dtype, np.floating) != np.issubdtype(x.dtype, np.floating):
         raise ConfigError(f"{path}: 'x' has dtype {x.dtype}; the model's input is {input_dtype}")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise ConfigError(f"{path}: 'x' holds {bad} NaN or infinite values; accepted: finite numbers (an "
+                          f"accuracy over them would mean nothing)")
     x = x.astype(input_dtype, copy=False)
     key = content_hash({"file": str(Path(path).resolve()), "size": Path(path).stat().st_size,
                         "mtime_ns": Path(path).stat().st_mtime_ns, "dtype": str(input_dtype)})

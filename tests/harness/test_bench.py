@@ -118,7 +118,9 @@ def _wait_for_rows(run_parent: Path, n: int, timeout_s: float) -> Path:
     raise AssertionError(f"no run with {n} finished rows after {timeout_s} s")
 
 
-def test_ctrl_c_keeps_finished_rows_and_resume_runs_only_the_rest(tiny_files, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_finished_rows_and_resume_runs_only_the_rest(tiny_files, tmp_path, stop):
+    """Ctrl-C, and SIGTERM (a CI cancel, `timeout`), stop the same way: rows kept, one line, resumable."""
     suite = tiny_files["suite"]
     text = suite.read_text().replace("window_min_s = 0.05", "window_min_s = 1.5")
     suite.write_text(text.replace('threads = [1]', 'threads = [1, 2]'))
@@ -128,7 +130,7 @@ def test_ctrl_c_keeps_finished_rows_and_resume_runs_only_the_rest(tiny_files, tm
                              "--runs-dir", str(runs), "--quiet"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dir = _wait_for_rows(runs, 1, timeout_s=240)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "resume with: edgebench bench --resume" in err and "Traceback" not in err

@@ -148,3 +148,17 @@ def test_bad_evaluation_data_is_one_line(tmp_path, make, says):
 def test_good_evaluation_data_loads(tmp_path):
     x, y = load_eval_npz(npz(tmp_path / "eval.npz", x=np.zeros((2, 4), np.float32), y=np.array([0, 1])))
     assert x.shape == (2, 4) and y.dtype == np.int64
+
+
+def test_evaluation_data_with_nan_or_inf_is_refused(tmp_path, user_model, capsys):
+    """An accuracy over NaN inputs would be a number that means nothing."""
+    from harness.app.cli import main
+
+    x = user_model["x"][-50:].copy()
+    x[0, 0, 0, 0], x[1, 0, 0, 0] = np.nan, np.inf
+    data = npz(tmp_path / "nan.npz", x=x, y=user_model["y"][-50:])
+    code = main(["bench", "--model", str(user_model["model"]), "--data", str(data), "--runs-dir",
+                 str(tmp_path / "runs"), "--quiet", "--no-report"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert f"{data}: 'x' holds 2 NaN or infinite values" in err
