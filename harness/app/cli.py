@@ -32,9 +32,10 @@ def _bench(args) -> int:
         if args.resume:
             store = bench.resume(Path(args.resume))
         else:
-            request = BenchRequest(target=args.target or "cpu", suite=args.suite or "quick",
-                                   workloads=args.workload or [],
-                                   model=args.model, data=args.data, backends=args.backend or [],
+            request = BenchRequest(target=_absolute(args.target) or "cpu", suite=_absolute(args.suite) or "quick",
+                                   workloads=[_absolute(w) for w in args.workload or []],
+                                   model=_absolute(args.model), data=_absolute(args.data),
+                                   backends=args.backend or [],
                                    threads=args.threads or [], batch_sizes=args.batch_size or [],
                                    power=args.power)
             store = bench.start(request, Path(args.runs_dir))
@@ -109,6 +110,13 @@ def _list(args) -> int:
         for name, origin, ref in rows:
             print(f"  {name:<{name_w}}  {origin:<{origin_w}}  {ref}")
     return 0
+
+
+def _absolute(name_or_path: str | None) -> str | None:
+    """A file given by path, made absolute: run.json keeps the request, and --resume may run elsewhere."""
+    if name_or_path and (name_or_path.endswith((".toml", ".onnx", ".npz", ".tflite")) or "/" in name_or_path):
+        return str(Path(name_or_path).absolute())
+    return name_or_path
 
 
 def _positive_int(text: str) -> int:

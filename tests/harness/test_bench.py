@@ -165,3 +165,16 @@ def test_resume_refuses_a_run_whose_config_changed(tiny_files, capsys):
     tiny_files["suite"].write_text(tiny_files["suite"].read_text().replace("n_windows = 2", "n_windows = 3"))
     assert main(["bench", "--resume", str(run_dir), "--quiet"]) == 2
     assert "changed since this run started" in capsys.readouterr().err
+
+
+def test_a_run_started_with_relative_paths_resumes_from_another_directory(tiny_files, tmp_path, monkeypatch):
+    """run.json keeps the request with absolute paths: --resume does not depend on the working directory."""
+    monkeypatch.chdir(tiny_files["suite"].parent)
+    code = main(["bench", "--suite", tiny_files["suite"].name, "--backend", "onnxruntime", "--quiet",
+                 "--no-report", "--runs-dir", "runs-rel"])
+    assert code == 0
+    run_dir = (tiny_files["suite"].parent / "runs-rel" / "latest").resolve()
+    request = json.loads((run_dir / "run.json").read_text())["request"]
+    assert request["suite"] == str(tiny_files["suite"])
+    monkeypatch.chdir(tmp_path.parent)
+    assert main(["bench", "--resume", str(run_dir), "--quiet", "--no-report"]) == 0
