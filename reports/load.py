@@ -10,6 +10,7 @@ import pandas as pd
 from harness.core.baselines import BaselineAccuracies
 from harness.core.errors import ConfigError
 from harness.core.migrations import read_run
+from harness.core.rundir import FINAL_STATUSES, complete_row_problem
 from harness.core.schema import BOOLEAN, COLUMNS, NUMERIC
 
 
@@ -20,6 +21,7 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     if not (run_dir / "results.csv").is_file():
         raise ConfigError(f"{run_dir}: no results.csv here; expected a run directory such as runs/latest")
     data = read_run(run_dir)
+    refuse_repeated_jobs(run_dir / "results.csv", data.rows)
     rows = pd.DataFrame(data.rows, columns=COLUMNS, dtype=str)
     rows = rows.drop_duplicates("job_id", keep="last").reset_index(drop=True)
     for column in NUMERIC:
@@ -28,6 +30,21 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
         rows[column] = rows[column].map({"True": True, "False": False})
     fill_accuracy_deltas(rows)
     return data.info, rows
+
+
+def refuse_repeated_jobs(path: Path, rows: list[dict]) -> None:
+    """A job edgebench finished is written once: two complete ok (or skipped) rows of one job mean the file
+    was edited or merged, and neither is the job's result. (A failed row and a later one is a retry: the
+    last wins.)"""
+    seen: dict[str, int] = {}
+    for number, row in enumerate(rows, start=2):
+        if row["status"] not in FINAL_STATUSES or complete_row_problem([row[c] for c in COLUMNS]) is not None:
+            continue
+        if row["job_id"] in seen:
+            raise ConfigError(f"{path}: lines {seen[row['job_id']]} and {number} are both finished rows of job "
+                              f"{row['job_id']}, which edgebench writes once; neither is trusted (resume "
+                              f"the run to measure it again: edgebench bench --resume {path.parent})")
+        seen[row["job_id"]] = number
 
 
 def fill_accuracy_deltas(rows: pd.DataFrame) -> None:

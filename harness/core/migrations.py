@@ -92,10 +92,28 @@ def check_header(version: int, header: list[str], where: Path | str) -> None:
         missing = [c for c in (COLUMNS if version == RESULT_FORMAT_VERSION else IDENTITY_COLUMNS)
                    if c not in header]
         unknown = [c for c in header if c not in expected]
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if missing or unknown:
+            differs = f"missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'}"
+        elif repeated:
+            differs = f"repeated: {', '.join(repeated)}"
+        else:
+            at = next(i for i, (a, b) in enumerate(zip(header, COLUMNS)) if a != b)
+            differs = (f"the same columns in another order: column {at + 1} is {header[at]}, expected "
+                       f"{COLUMNS[at]}")
         raise ConfigError(f"{where}: written by an edgebench with other result columns than result "
-                          f"format {version} has (missing: {', '.join(missing) or 'none'}; unknown: "
-                          f"{', '.join(unknown) or 'none'}); it cannot be read or resumed by this "
+                          f"format {version} has ({differs}); it cannot be read or resumed by this "
                           f"version, start a new run")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A run file's text (UTF-8, newlines as written); a byte that is not UTF-8 is one line naming the file."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); {what} as edgebench writes it expected") from None
 
 
 def read_info(path: Path) -> dict:
@@ -115,8 +133,7 @@ def read_info(path: Path) -> dict:
 def read_results(path: Path) -> tuple[list[str], list[dict]]:
     """results.csv's header and rows. A last line without its newline (a crash mid-write) is no finished
     job and is left out."""
-    with open(path, newline="") as fh:
-        text = fh.read()
+    text = read_text(path, "a results.csv")
     if text and not text.endswith("\n"):
         text = text[:text.rfind("\n") + 1]
     reader = csv.reader(io.StringIO(text, newline=""))

@@ -5,15 +5,23 @@ Resume trusts a row only when it parses completely against the schema (`complete
 column present, every value of its column's kind, the job's identity filled in and matching its job id,
 and for an `ok` row its numbers and raw file. Any other row's job runs again, with a note naming its line;
 a record that is no row at all (cut short, unreadable) is moved out of results.csv into
-results.rejected.csv, so that the rows appended after it read back whole."""
+results.rejected.csv, so that the rows appended after it read back whole; so are two finished rows of one
+job (edgebench writes one), and that job runs again.
+
+A RunStore holds an exclusive lock on <run_dir>/.lock for as long as it lives (close() or the end of the
+process releases it): a second edgebench process resuming the same run is refused instead of running every
+pending job twice."""
 
 from __future__ import annotations
 
 import csv
 import errno
+import fcntl
 import io
 import json
 import os
+import shutil
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +30,14 @@ import numpy as np
 from harness.core.errors import ConfigError
 from harness.core.jobs import Job
 from harness.core.measurement import Window
-from harness.core.migrations import IDENTITY_COLUMNS, check_header, migrate_in_place, read_info
+from harness.core.migrations import (
+    IDENTITY_COLUMNS,
+    check_header,
+    format_version,
+    migrate_in_place,
+    read_info,
+    read_text,
+)
 from harness.core.schema import BY_NAME, COLUMNS, RESULT_FORMAT_VERSION, parse_cell
 
 # A job with one of these statuses is not run again by --resume; "failed" ones are.
@@ -38,6 +53,46 @@ RESUME_KEYS = (("config_hash", str, "the hash edgebench wrote when the run start
 REJECTED_CSV = "results.rejected.csv"
 # "no space left" and "quota exceeded"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+LOCK_FILE = ".lock"
+# the run directories this process holds the lock of: realpath -> [lock file, stores holding it]
+_HELD: dict[str, list] = {}
+
+
+def raw_file_problem(path: Path) -> str | None:
+    """None when `path` is a raw latency file as save_latency writes it; else what is wrong."""
+    try:
+        _read_raw(path)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _read_raw(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """latency_ns (int64, 1-D, not empty) and windows (int64, n x 3, n >= 1); ValueError saying what is
+    wrong otherwise."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            missing = [k for k in ("latency_ns", "windows") if k not in data.files]
+            if missing:
+                raise ValueError(f"no {' or '.join(missing)} array in it")
+            latency_ns, windows = data["latency_ns"], data["windows"]
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"not readable as an .npz archive ({exc})") from None
+    except ValueError as exc:
+        if str(exc).startswith(("not an", "no ")):
+            raise
+        raise ValueError(f"not readable as an .npz archive ({exc})") from None
+    except AttributeError:  # np.load of a non-array object array, ...
+        raise ValueError("not readable as an .npz archive") from None
+    if latency_ns.dtype != np.int64 or latency_ns.ndim != 1 or latency_ns.size == 0:
+        raise ValueError(f"latency_ns is {latency_ns.dtype} of shape {latency_ns.shape}; expected: int64 "
+                         f"nanoseconds, one or more")
+    if windows.dtype != np.int64 or windows.ndim != 2 or windows.shape[1:] != (3,) or windows.shape[0] < 1:
+        raise ValueError(f"windows is {windows.dtype} of shape {windows.shape}; expected: int64 of shape "
+                         f"(n, 3), n >= 1")
+    return latency_ns, windows
 
 
 def complete_row_problem(values: list[str], run_dir: Path | None = None) -> str | None:
@@ -50,7 +105,7 @@ def complete_row_problem(values: list[str], run_dir: Path | None = None) -> str 
         try:
             typed[name] = parse_cell(name, text)
         except ValueError:
-            return f"column {name} = {text[:40]!r}, expected: {COLUMN_KINDS[name]}"
+            return f"column {name} = {text[:40]!r}, expected: {BY_NAME[name].accepted()}"
     empty = [c for c in REQUIRED if typed[c] is None]
     if empty:
         return f"empty {', '.join(empty)}"
@@ -71,23 +126,54 @@ def complete_row_problem(values: list[str], run_dir: Path | None = None) -> str 
             return f"an ok row with empty {', '.join(empty)}"
         if typed["raw_latency_file"] != f"raw/{job.job_id}.npz":
             return f"raw_latency_file = {typed['raw_latency_file']!r}, expected: 'raw/{job.job_id}.npz'"
-        if run_dir is not None and not (Path(run_dir) / typed["raw_latency_file"]).is_file():
-            return f"its raw file {typed['raw_latency_file']} is missing"
+        if run_dir is not None:
+            raw = Path(run_dir) / typed["raw_latency_file"]
+            if not raw.is_file():
+                return f"its raw file {typed['raw_latency_file']} is missing"
+            problem = raw_file_problem(raw)
+            if problem:
+                return f"its raw file {typed['raw_latency_file']}: {problem}"
     return None
 
 
-def _column_kinds() -> dict[str, str]:
-    names = {"int": "integer", "float": "number", "bool": "True or False", "json": "JSON value"}
-    return {c: names.get(BY_NAME[c].kind, BY_NAME[c].kind) for c in COLUMNS}
+COLUMN_KINDS = {c: BY_NAME[c].accepted() for c in COLUMNS}
 
 
-COLUMN_KINDS = _column_kinds()
+def judge_records(records: list, run_dir: Path | None, run_id: str | None
+                  ) -> tuple[set[str], list[tuple[int, str, str]], set[int]]:
+    """What resume makes of results.csv's records: (the finished job ids, (line, job, problem) for each
+    record not trusted, the lines of finished rows that must leave results.csv). A finished row is an ok
+    or skipped row that is complete, of this run; two of one job make the job untrusted (both leave)."""
+    problems: list[tuple[int, str, str]] = []
+    finals: dict[str, list[int]] = {}
+    for line, values, _ in records:
+        job = values[1] if values and len(values) > 1 and values[1] else "unknown"
+        if values is None:
+            problems.append((line, job, "not readable as CSV"))
+            continue
+        if values[2:3] == ["failed"] and len(values) == len(COLUMNS):
+            continue  # runs again in any case
+        problem = complete_row_problem(values, run_dir)
+        if problem is None and run_id is not None and values[0] != run_id:
+            problem = f"run_id {values[0][:60]!r} is not this run's ({run_id!r})"
+        if problem:
+            problems.append((line, job, problem))
+        elif values[2] in FINAL_STATUSES:
+            finals.setdefault(job, []).append(line)
+    moved: set[int] = set()
+    for job, lines in finals.items():
+        if len(lines) > 1:
+            shown = ", ".join(map(str, lines[:-1])) + f" and {lines[-1]}"
+            problems.append((lines[-1], job, f"lines {shown} are each a finished row of job {job}, which "
+                                             f"edgebench writes once: none is trusted"))
+            moved.update(lines)
+    finished = {job for job, lines in finals.items() if len(lines) == 1}
+    return finished, problems, moved
 
 
 def read_records(path: Path) -> tuple[list[str], list[tuple[int, list[str] | None, str]]]:
     """results.csv's header and records: (first line number, values or None when unparsable, raw text)."""
-    with open(path, newline="") as fh:
-        lines = fh.readlines()
+    lines = read_text(path, "a results.csv").splitlines(keepends=True)
     reader = csv.reader(iter(lines))
     header = next(reader, [])
     records, done = [], reader.line_num
@@ -102,6 +188,52 @@ def read_records(path: Path) -> tuple[list[str], list[tuple[int, list[str] | Non
         records.append((done + 1, values, "".join(lines[done:reader.line_num])))
         done = reader.line_num
     return header, records
+
+
+def _lock(run_dir: Path):
+    """This process's hold on `run_dir`'s lock: taken (non-blocking) or shared with this process's other
+    stores of the same run; ConfigError naming the process that holds it."""
+    key = os.path.realpath(run_dir)
+    path = Path(key) / LOCK_FILE
+    held = _HELD.get(key)
+    if held is not None:
+        try:
+            same = os.path.samestat(os.fstat(held[0].fileno()), os.stat(path))
+        except OSError:
+            same = False
+        if same:
+            held[1] += 1
+            return key
+        held[0].close()   # the directory was removed and made again: its old lock is no lock
+        del _HELD[key]
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        pid = fh.read(20).strip() or "unknown"
+        fh.close()
+        raise ConfigError(f"{run_dir} is in use by another edgebench process (pid {pid}); wait for it or "
+                          f"stop it, then resume with: edgebench bench --resume {run_dir}") from None
+    except OSError:
+        fh.close()
+        raise
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    _HELD[key] = [fh, 1]
+    return key
+
+
+def _unlock(key: str) -> None:
+    held = _HELD.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        held[0].close()
+        del _HELD[key]
 
 
 def disk_full_error(path: Path, exc: OSError, store: RunStore) -> ConfigError:
@@ -119,6 +251,19 @@ class RunStore:
         self.migration_note: str | None = None
         # set by open(): a line for the user per row it did not trust (the job runs again)
         self.notes: list[str] = []
+        self._lock_key: str | None = None
+
+    def close(self) -> None:
+        """Let go of the run's lock (the end of the process does too)."""
+        if self._lock_key is not None:
+            _unlock(self._lock_key)
+            self._lock_key = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @staticmethod
     def check_writable(runs_dir: Path) -> None:
@@ -141,14 +286,28 @@ class RunStore:
         run_info = {"format_version": RESULT_FORMAT_VERSION, **run_info}
         store = cls(Path(runs_dir) / run_id)
         try:
-            (store.dir / "raw").mkdir(parents=True, exist_ok=False)
-            store.write_run_info(run_info)
-            with open(store.results_csv, "w", newline="") as fh:
-                csv.writer(fh).writerow(COLUMNS)
+            store.dir.mkdir(parents=True, exist_ok=True)   # new_run_id may have reserved it (empty)
+            (store.dir / "raw").mkdir()
         except FileExistsError:
             raise ConfigError(f"{store.dir}: run directory exists already; resume it with "
                               f"--resume {store.dir}") from None
         except OSError as exc:
+            raise ConfigError(f"{runs_dir}: cannot write the run directory ({exc.strerror}); "
+                              f"choose another with --runs-dir") from None
+        try:  # nothing is measured yet: a directory that could not be made whole is removed
+            store._lock_key = _lock(store.dir)
+            store._write_run_info(run_info)
+            with open(store.results_csv, "w", newline="") as fh:
+                csv.writer(fh).writerow(COLUMNS)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            store.close()
+            shutil.rmtree(store.dir, ignore_errors=True)
+            if exc.errno in DISK_FULL:
+                raise ConfigError(f"{store.dir}: no space left on the device ({exc.strerror}) while creating "
+                                  f"the run directory (removed again); nothing was measured; free some "
+                                  f"space and start the run again") from None
             raise ConfigError(f"{runs_dir}: cannot write the run directory ({exc.strerror}); "
                               f"choose another with --runs-dir") from None
         latest = Path(runs_dir) / "latest"
@@ -170,14 +329,37 @@ class RunStore:
         if not store.run_json.is_file() or not store.results_csv.is_file():
             raise ConfigError(f"{run_dir}: not an edgebench run directory (run.json and results.csv "
                               f"expected)")
-        store.migration_note = migrate_in_place(store.dir)
-        store._check_resumable(read_info(store.run_json))
-        store._drop_partial_row()
-        with open(store.results_csv, newline="") as fh:
-            header = next(csv.reader(fh), [])
-        check_header(RESULT_FORMAT_VERSION, header, store.results_csv)
-        store._reject_incomplete_rows()
+        # read-only checks first: a run this code cannot resume is refused without a trace left in it
+        format_version(read_info(store.run_json), store.run_json)
+        try:
+            store._lock_key = _lock(store.dir)
+        except OSError as exc:
+            raise ConfigError(f"{store.dir / LOCK_FILE}: cannot lock the run ({exc.strerror}); a run is "
+                              f"resumed from a directory edgebench can write") from None
+        try:
+            store.migration_note = migrate_in_place(store.dir)
+            store._check_resumable(read_info(store.run_json))
+            store._drop_partial_row()
+            header, _ = read_records(store.results_csv)
+            check_header(RESULT_FORMAT_VERSION, header, store.results_csv)
+            raw = store.dir / "raw"
+            if raw.exists() and not raw.is_dir():
+                raise ConfigError(f"{raw}: not a directory; a run directory keeps its raw samples in the "
+                                  f"directory raw/ (move this file away and resume again)")
+            raw.mkdir(exist_ok=True)   # a run whose jobs all failed may have lost an empty one
+            store._reject_incomplete_rows()
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def _run_id(self) -> str:
+        """The run id its rows carry: run.json's, else the directory's name."""
+        try:
+            run_id = read_info(self.run_json).get("run_id")
+        except ConfigError:
+            run_id = None
+        return run_id if isinstance(run_id, str) and run_id else self.dir.name
 
     def _check_resumable(self, info: dict) -> None:
         for key, kind, accepted in RESUME_KEYS:
@@ -195,27 +377,22 @@ class RunStore:
 
     def _reject_incomplete_rows(self) -> None:
         """A note for every row that says ok or skipped but is not complete (its job runs again); a record
-        that is no row at all (cut short, unreadable CSV) is moved to results.rejected.csv and results.csv
-        rewritten without it, so that rows appended after it read back whole."""
+        that is no row at all (cut short, unreadable CSV), and two finished rows of one job, are moved to
+        results.rejected.csv and results.csv rewritten without them, so that rows appended after them read
+        back whole and a report reads one row per job."""
         header, records = read_records(self.results_csv)
-        good, bad = [], []
-        for line, values, raw in records:
-            if values is None:
-                problem = "not readable as CSV"
-            elif values[2:3] == ["failed"] and len(values) == len(COLUMNS):
-                problem = None  # runs again in any case
-            else:
-                problem = complete_row_problem(values, self.dir)
-            job = values[1] if values and len(values) > 1 and values[1] else "unknown"
-            if values is not None and len(values) == len(COLUMNS):
-                good.append(values)
-                if problem:
-                    self.notes.append(f"{self.results_csv}: line {line} is not a finished job's row "
-                                      f"({problem}); job {job} runs again")
+        _, problems, moved = judge_records(records, self.dir, self._run_id())
+        whole = {line for line, values, _ in records if values is not None and len(values) == len(COLUMNS)}
+        good = [values for line, values, _ in records if line in whole and line not in moved]
+        bad = [raw for line, _, raw in records if line not in whole or line in moved]
+        for line, job, problem in problems:
+            if line in moved:
+                self.notes.append(f"{self.results_csv}: {problem}; moved to {REJECTED_CSV}, job {job} runs "
+                                  f"again")
                 continue
-            bad.append(raw)
+            where = "" if line in whole else f"moved to {REJECTED_CSV}, "
             self.notes.append(f"{self.results_csv}: line {line} is not a finished job's row ({problem}); "
-                              f"moved to {REJECTED_CSV}, job {job} runs again")
+                              f"{where}job {job} runs again")
         if not bad:
             return
         rejected = self.dir / REJECTED_CSV
@@ -239,28 +416,31 @@ class RunStore:
     def run_info(self) -> dict:
         return read_info(self.run_json)
 
-    def write_run_info(self, info: dict) -> None:
+    def _write_run_info(self, info: dict) -> None:
         tmp = self.run_json.with_suffix(".json.tmp")
         try:
-            tmp.write_text(json.dumps(info, indent=2, default=str))
+            tmp.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
             os.replace(tmp, self.run_json)
-        except OSError as exc:
+        except OSError:
             tmp.unlink(missing_ok=True)
+            raise
+
+    def write_run_info(self, info: dict) -> None:
+        try:
+            self._write_run_info(info)
+        except OSError as exc:
             if exc.errno in DISK_FULL:
                 raise disk_full_error(self.run_json, exc, self) from None
             raise
 
     def rows(self) -> list[dict]:
         """The rows of results.csv (open() has moved out those that are no finished job's)."""
-        with open(self.results_csv, newline="") as fh:
-            return list(csv.DictReader(fh))
+        return list(csv.DictReader(io.StringIO(read_text(self.results_csv, "a results.csv"), newline="")))
 
     def finished_job_ids(self) -> set[str]:
         """The jobs --resume skips: those with a complete row, ok or skipped (checked again here)."""
         _, records = read_records(self.results_csv)
-        return {values[1] for _, values, _ in records
-                if values is not None and complete_row_problem(values, self.dir) is None
-                and values[2] in FINAL_STATUSES}
+        return judge_records(records, self.dir, self._run_id())[0]
 
     def append(self, row: dict) -> None:
         unknown = set(row) - set(COLUMNS)
@@ -304,5 +484,13 @@ class RunStore:
 
 
 def load_latency(run_dir: Path, relative: str) -> tuple[np.ndarray, list[Window]]:
-    with np.load(Path(run_dir) / relative, allow_pickle=False) as data:
-        return data["latency_ns"], [Window(*map(int, w)) for w in data["windows"]]
+    """A job's raw file; ConfigError naming it when it is missing or not as save_latency writes it."""
+    path = Path(run_dir) / relative
+    if not path.is_file():
+        raise ConfigError(f"{path}: the raw latency file of a row in results.csv is missing")
+    try:
+        latency_ns, windows = _read_raw(path)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}; a raw latency file as edgebench writes it expected (resume the "
+                          f"run to measure the job again)") from None
+    return latency_ns, [Window(*map(int, w)) for w in windows]

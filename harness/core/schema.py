@@ -36,6 +36,21 @@ class Column:
     header: str | None = None   # the report's results table: its heading ...
     fmt: str | None = None      # ... and format spec (None: as written)
     only_when_present: bool = False  # the report shows it only when some row has a value
+    # the values that make sense (numbers only; None: no bound): a row outside them is not trusted
+    low: float | None = None
+    high: float | None = None
+
+    def accepted(self) -> str:
+        """What a cell of this column may hold, for an error: 'number from 0 to 1', 'integer >= 1', ..."""
+        what = {"int": "integer", "float": "finite number", "bool": "True or False",
+                "json": "JSON value"}.get(self.kind, self.kind)
+        if self.low is not None and self.high is not None:
+            return f"{what} from {self.low} to {self.high}"
+        if self.low is not None:
+            return f"{what} >= {self.low}"
+        if self.high is not None:
+            return f"{what} <= {self.high}"
+        return what
 
 
 C = Column
@@ -52,70 +67,70 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("backend", "str", "", "The runtime that ran the job (key).", "backend"),
     C("precision", "str", "", "The variant's numeric precision: `fp32`, `fp16`, `int8`, `w4a4`, ... (key).",
       "precision"),
-    C("threads", "int", "", "Threads the backend was given (key).", "threads", "d"),
+    C("threads", "int", "", "Threads the backend was given (key).", "threads", "d", low=1),
     C("batch_size", "int", "samples", "Samples per inference (key); latency, throughput and energy are per "
-                                      "inference at this batch size.", "batch", "d"),
+                                      "inference at this batch size.", "batch", "d", low=1),
     C("family", "str", "", "The variant's family: `baseline`, `quantize`, `tflite`, `qat`, `fpga`, `prune`, "
                            "`distill` or `early_exit`."),
     C("variant_params", "json", "", "The variant's parameters from the workload file, defaults filled in."),
     C("accuracy", "float", "", "Top-1 accuracy (0 to 1) over the whole evaluation split, same backend and "
-                               "artifact as timed.", "accuracy", ".4f"),
+                               "artifact as timed.", "accuracy", ".4f", low=0, high=1),
     C("accuracy_delta", "float", "", "`accuracy` minus the same workload's fp32 baseline's on the same "
                                      "target, same backend when it ran there (else another backend's: a "
                                      "`.tflite` variant against the ONNX model it came from).",
-      "Δ acc", "+.4f"),
-    C("n_eval", "int", "samples", "Evaluation samples behind `accuracy`."),
+      "Δ acc", "+.4f", low=-1, high=1),
+    C("n_eval", "int", "samples", "Evaluation samples behind `accuracy`.", low=0),
     C("latency_mean_ms", "float", "ms", "Mean latency per inference, over every iteration of every window.",
-      "mean ms", ".4f"),
+      "mean ms", ".4f", low=0),
     C("latency_std_ms", "float", "ms", "Standard deviation of the latency, over every iteration of every "
-                                       "window.", "std ms", ".4f"),
-    C("latency_min_ms", "float", "ms", "The fastest iteration's latency."),
-    C("latency_max_ms", "float", "ms", "The slowest iteration's latency."),
+                                       "window.", "std ms", ".4f", low=0),
+    C("latency_min_ms", "float", "ms", "The fastest iteration's latency.", low=0),
+    C("latency_max_ms", "float", "ms", "The slowest iteration's latency.", low=0),
     C("latency_p50_ms", "float", "ms", "Median latency, over every iteration of every window.",
-      "p50 ms", ".4f"),
-    C("latency_p90_ms", "float", "ms", "90th percentile of the latency.", "p90 ms", ".4f"),
-    C("latency_p95_ms", "float", "ms", "95th percentile of the latency."),
-    C("latency_p99_ms", "float", "ms", "99th percentile of the latency.", "p99 ms", ".4f"),
+      "p50 ms", ".4f", low=0),
+    C("latency_p90_ms", "float", "ms", "90th percentile of the latency.", "p90 ms", ".4f", low=0),
+    C("latency_p95_ms", "float", "ms", "95th percentile of the latency.", low=0),
+    C("latency_p99_ms", "float", "ms", "99th percentile of the latency.", "p99 ms", ".4f", low=0),
     C("throughput_ips", "float", "inferences/s", "Median over windows of `batch_size` x iterations / window "
-                                                 "wall time.", "inf/s", ",.0f"),
-    C("n_iterations", "int", "", "Timed iterations, all windows together."),
-    C("n_windows", "int", "", "Timed windows."),
-    C("window_min_s", "float", "s", "The shortest window's wall time."),
-    C("warmup_iterations", "int", "", "Untimed iterations run before the first window."),
-    C("model_bytes", "int", "bytes", "Size of the model file(s) the backend loads.", "bytes", ",.0f"),
-    C("params", "int", "", "Parameters (weights and biases) of the model.", "params", ",.0f"),
+                                                 "wall time.", "inf/s", ",.0f", low=0),
+    C("n_iterations", "int", "", "Timed iterations, all windows together.", low=0),
+    C("n_windows", "int", "", "Timed windows.", low=0),
+    C("window_min_s", "float", "s", "The shortest window's wall time.", low=0),
+    C("warmup_iterations", "int", "", "Untimed iterations run before the first window.", low=0),
+    C("model_bytes", "int", "bytes", "Size of the model file(s) the backend loads.", "bytes", ",.0f", low=0),
+    C("params", "int", "", "Parameters (weights and biases) of the model.", "params", ",.0f", low=0),
     C("macs", "int", "MACs", "Multiply-accumulates of convolutions and matrix products per sample at batch 1 "
-                             "(onnx-tool); early exits: all stages (the worst case).", "MACs", ",.0f"),
+                             "(onnx-tool); early exits: all stages (the worst case).", "MACs", ",.0f", low=0),
     C("weight_sparsity", "float", "", "Share of exact zeros among the weight matrices (unstructured "
-                                      "pruning).", "sparsity", ".2f"),
+                                      "pruning).", "sparsity", ".2f", low=0, high=1),
     C("exit_rate", "float", "", "Early exits: share of evaluation samples that left at the exit; empty "
-                                "otherwise.", "exits", ".3f"),
+                                "otherwise.", "exits", ".3f", low=0, high=1),
     C("expected_macs", "float", "MACs", "Early exits: the MACs per sample `exit_rate` implies (stage 1 for "
                                         "those that exit, every stage for the rest).",
-      "expected MACs", ",.0f"),
+      "expected MACs", ",.0f", low=0),
     C("peak_rss_mb", "float", "MiB", "Peak resident memory (VmHWM) of the agent process that ran the job.",
-      "peak RSS MB", ".0f"),
+      "peak RSS MB", ".0f", low=0),
     C("clock_offset_us", "float", "us", "Device clock minus host clock (0 on the local cpu target): how a "
                                         "board's windows were placed on a host-side meter's trace."),
-    C("clock_uncertainty_us", "float", "us", "Bound on the error of `clock_offset_us`."),
+    C("clock_uncertainty_us", "float", "us", "Bound on the error of `clock_offset_us`.", low=0),
     C("h2d_ms", "float", "ms", "GPU backends: one batch's host-to-device copy, timed apart from the latency "
                                "columns (which time compute on data already on the GPU).",
-      "H2D ms", ".4f", only_when_present=True),
+      "H2D ms", ".4f", only_when_present=True, low=0),
     C("d2h_ms", "float", "ms", "GPU backends: one batch's device-to-host copy, timed apart from the latency "
-                               "columns.", "D2H ms", ".4f", only_when_present=True),
+                               "columns.", "D2H ms", ".4f", only_when_present=True, low=0),
     C("backend_info", "json", "", "What the backend says of itself: runtime and version, threads, providers, "
                                   "`qdq_fusion`, XNNPACK, GPU, TensorRT engine, ..."),
     C("energy_per_inference_mj", "float", "mJ", "Median over windows of (window energy / inferences in the "
                                                 "window); empty with energy source `none`.",
-      "mJ/inf", ".4g"),
+      "mJ/inf", ".4g", low=0),
     C("energy_per_inference_above_idle_mj", "float", "mJ", "The same after subtracting `idle_power_w` x "
                                                            "window duration: the inference's own share.",
       "mJ/inf above idle", ".4g"),
-    C("avg_power_w", "float", "W", "Median power over the windows.", "avg W", ".3f"),
-    C("idle_power_w", "float", "W", "Idle power, measured before the first job in the same state."),
+    C("avg_power_w", "float", "W", "Median power over the windows.", "avg W", ".3f", low=0),
+    C("idle_power_w", "float", "W", "Idle power, measured before the first job in the same state.", low=0),
     C("energy_source", "str", "", "The power source: `none`, a meter, a source on the board (`... (on the "
                                    "device)`), or `emulated-...` for an emulator.", "energy source"),
-    C("power_samples", "int", "", "Power samples inside the job's windows."),
+    C("power_samples", "int", "", "Power samples inside the job's windows.", low=0),
     C("power_trace_file", "str", "", "`raw/<job_id>.power.npz`: the job's power trace (t_ns, voltage_v, "
                                      "current_a, power_w)."),
     C("valid", "bool", "", "False when an MLPerf rule is broken (window < 10 s, < 5 windows, < 662 samples "
@@ -163,6 +178,8 @@ def _check() -> None:
         if c.kind not in KINDS:
             raise AssertionError(f"harness/core/schema.py: column {c.name}: kind {c.kind!r}; accepted: "
                                  f"{', '.join(KINDS)}")
+        if (c.low is not None or c.high is not None) and c.kind not in ("int", "float"):
+            raise AssertionError(f"harness/core/schema.py: column {c.name}: a range on a {c.kind} column")
         if not c.meaning.endswith("."):
             raise AssertionError(f"harness/core/schema.py: column {c.name}: its meaning is one sentence")
     with_header = {c.name for c in COLUMN_DEFS if c.header}
@@ -178,20 +195,24 @@ _check()
 
 def parse_cell(name: str, text: str):
     """A results.csv cell read back as its column's kind (None for an empty cell); ValueError when the
-    text is not one that kind writes."""
-    kind = BY_NAME[name].kind
+    text is not one that kind writes, or a number is not finite or outside the column's range."""
+    column = BY_NAME[name]
+    kind = column.kind
     if text == "":
         return None
     if kind == "str":
         return text
-    if kind == "int":
-        if text.strip() != text:
-            raise ValueError(f"column {name}: {text!r} is not an integer")
-        return int(text)
-    if kind == "float":
-        value = float(text)
-        if math.isinf(value) and text.strip().lower().lstrip("+-") not in ("inf", "infinity"):
-            raise ValueError(f"column {name}: {text!r} is not a number")
+    if kind in ("int", "float"):
+        if kind == "int":
+            if text.strip() != text:
+                raise ValueError(f"column {name}: {text!r} is not an integer")
+            value = int(text)
+        else:
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(f"column {name}: {text!r} is not a finite number")
+        if (column.low is not None and value < column.low) or (column.high is not None and value > column.high):
+            raise ValueError(f"column {name}: {text!r}; accepted: {column.accepted()}")
         return value
     if kind == "bool":
         if text not in ("True", "False"):

@@ -338,3 +338,150 @@ def test_a_run_measuring_beside_another_says_so_in_its_rows(tiny_files, tmp_path
     assert list((tmp_path / "locks").glob("*.lock"))  # the killed run's file stays: its lock does not
     rows = _bench_rows(tiny_files, tmp_path / "alone")
     assert not any("another edgebench run" in r["warnings"] for r in rows)
+
+
+# ---- a hostile user's run directory: resume, report and compare trust only what edgebench writes ----
+
+HOLD_RUN = """
+import sys, time
+from harness.core.rundir import RunStore
+store = RunStore.open(sys.argv[1])
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_run_resumed_by_another_process_is_refused_in_one_line(run, capsys):
+    import subprocess
+    import sys
+
+    # this process's stores of one run share its lock
+    RunStore.open(run.dir).close()
+    run.close()
+    other = subprocess.Popen([sys.executable, "-c", HOLD_RUN, str(run.dir)], stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=rf"is in use by another edgebench process \(pid {other.pid}\)"):
+            RunStore.open(run.dir)
+        assert main(["bench", "--resume", str(run.dir), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("edgebench: error: ") and "in use by another edgebench process" in err
+        assert "\n" not in err
+    finally:
+        other.kill()
+        other.wait()
+    RunStore.open(run.dir).close()   # its lock went with it
+
+
+@pytest.mark.parametrize("column, bad", [("accuracy", "nan"), ("accuracy", "2.5"), ("latency_p50_ms", "-1"),
+                                         ("latency_p50_ms", "inf"), ("weight_sparsity", "-0.1"),
+                                         ("n_iterations", "-3"), ("threads", "0")])
+def test_an_impossible_number_is_not_trusted(tmp_path, column, bad):
+    store = RunStore.create(tmp_path / "runs", "r1", RUN_INFO)
+    row = ok_row(store)
+    store.append({**row, column: bad})
+    store.close()
+    reopened = RunStore.open(store.dir)
+    assert reopened.finished_job_ids() == set()
+    assert len(reopened.notes) == 1 and f"column {column} = {bad!r}" in reopened.notes[0]
+    assert "runs again" in reopened.notes[0]
+
+
+def test_two_finished_rows_of_one_job_are_not_trusted_but_a_retry_is(run, tmp_path):
+    from reports.load import load_run
+
+    run.append({**ok_row(run), "accuracy": 0.1})   # a second ok row: tampering
+    with pytest.raises(ConfigError, match=r"lines 2 and 3 are both finished rows of job"):
+        load_run(run.dir)
+    store = RunStore.open(run.dir)
+    assert store.finished_job_ids() == set()
+    assert "lines 2 and 3 are each a finished row of job" in store.notes[0]
+    assert f"moved to {REJECTED_CSV}" in store.notes[0]
+    assert len((run.dir / REJECTED_CSV).read_text().splitlines()) == 2
+    store.append(ok_row(store))                     # the re-run
+    assert RunStore.open(run.dir).finished_job_ids() == {JOB.job_id}
+    assert load_run(run.dir)[1]["accuracy"].tolist() == [0.9]
+    # failed, then ok (a normal --resume retry): accepted, the last row wins
+    retry = RunStore.create(tmp_path / "runs", "r2", RUN_INFO)
+    retry.append({**ok_row(retry), "status": "failed", "reason": "boom"})
+    retry.append(ok_row(retry))
+    assert RunStore.open(retry.dir).finished_job_ids() == {JOB.job_id}
+    assert RunStore.open(retry.dir).notes == []
+    assert load_run(retry.dir)[1]["status"].tolist() == ["ok"]
+
+
+def test_a_row_of_another_run_is_not_trusted(run):
+    other = Job("w", "fp32", "baseline", "fp32", "cpu", "torch", 1, 1)
+    run.append({**ok_row(run, other), "run_id": "someone-elses-run"})
+    store = RunStore.open(run.dir)
+    assert store.finished_job_ids() == {JOB.job_id}
+    assert "run_id 'someone-elses-run' is not this run's ('r1')" in store.notes[0]
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p.write_bytes(b"\x93NUMPY garbage" * 10), "not readable as an .npz archive"),
+    (lambda p: np.savez(p, latency_ns=np.ones(5), windows=np.array([[0, 1, 5]])), "latency_ns is float64"),
+    (lambda p: np.savez(p, latency_ns=np.ones(5, np.int64), windows=np.zeros((0, 3), np.int64)),
+     "windows is int64 of shape (0, 3)"),
+    (lambda p: np.savez(p, latency_ns=np.ones(5, np.int64)), "no windows array"),
+    (lambda p: np.save(p.with_suffix(".npy"), np.array([{"a": 1}], dtype=object)) or
+     os.replace(p.with_suffix(".npy"), p), "not"),
+])
+def test_a_broken_raw_file_is_not_trusted_and_a_report_says_which(run, capsys, make, says):
+    raw = run.dir / f"raw/{JOB.job_id}.npz"
+    raw.unlink()
+    make(raw)
+    run.close()
+    for argv in (["report", str(run.dir)], ["compare", str(run.dir), str(run.dir)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"edgebench: error: {raw}: ") and says in err and "\n" not in err
+    store = RunStore.open(run.dir)
+    assert store.finished_job_ids() == set() and says in store.notes[0]
+
+
+def test_disk_full_while_creating_a_run_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(ConfigError) as exc:
+        RunStore.create(tmp_path / "runs", "r1", RUN_INFO)
+    message = str(exc.value)
+    assert "nothing was measured; free some space and start the run again" in message
+    assert "resume" not in message and "finished rows" not in message
+    assert not (tmp_path / "runs" / "r1").exists()
+
+
+@pytest.mark.parametrize("name", ["results.csv", "run.json"])
+def test_a_byte_that_is_not_utf8_is_one_line_naming_the_file(run, capsys, name):
+    path = run.dir / name
+    path.write_bytes(path.read_bytes().replace(b"w__fp32", b"w\xff_fp32", 1).replace(b'"0123', b'"\xff123'))
+    run.close()
+    for argv in (["bench", "--resume", str(run.dir), "--quiet"], ["report", str(run.dir)],
+                 ["compare", str(run.dir), str(run.dir)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"edgebench: error: {path.resolve() if argv[0] == 'bench' else path}: not UTF-8")
+        assert "\n" not in err
+
+
+def test_raw_that_is_no_directory_is_refused_before_any_job(run):
+    shutil.rmtree(run.dir / "raw")
+    (run.dir / "raw").write_text("")
+    with pytest.raises(ConfigError, match=r"raw: not a directory"):
+        RunStore.open(run.dir)
+
+
+def test_a_header_in_another_order_says_so(run):
+    lines = run.results_csv.read_text().splitlines(keepends=True)
+    header = COLUMNS[:]
+    header[3], header[4] = header[4], header[3]
+    lines[0] = ",".join(header) + "\n"
+    run.results_csv.write_text("".join(lines))
+    with pytest.raises(ConfigError, match=r"the same columns in another order: column 4 is workload, "
+                                          r"expected reason"):
+        RunStore.open(run.dir)
