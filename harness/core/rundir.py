@@ -70,22 +70,21 @@ def raw_file_problem(path: Path) -> str | None:
 def _read_raw(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """latency_ns (int64, 1-D, not empty) and windows (int64, n x 3, n >= 1); ValueError saying what is
     wrong otherwise."""
+    unreadable = (OSError, EOFError, ValueError, zipfile.BadZipFile)  # pickled data is a ValueError
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            missing = [k for k in ("latency_ns", "windows") if k not in data.files]
-            if missing:
-                raise ValueError(f"no {' or '.join(missing)} array in it")
+        data = np.load(path, allow_pickle=False)
+    except unreadable as exc:
+        raise ValueError(f"not readable as an .npz archive ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array
+        raise ValueError("not an .npz archive")
+    with data:
+        missing = [k for k in ("latency_ns", "windows") if k not in data.files]
+        if missing:
+            raise ValueError(f"no {' or '.join(missing)} array in it")
+        try:
             latency_ns, windows = data["latency_ns"], data["windows"]
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"not readable as an .npz archive ({exc})") from None
-    except ValueError as exc:
-        if str(exc).startswith(("not an", "no ")):
-            raise
-        raise ValueError(f"not readable as an .npz archive ({exc})") from None
-    except AttributeError:  # np.load of a non-array object array, ...
-        raise ValueError("not readable as an .npz archive") from None
+        except unreadable as exc:
+            raise ValueError(f"not readable as an .npz archive ({exc})") from None
     if latency_ns.dtype != np.int64 or latency_ns.ndim != 1 or latency_ns.size == 0:
         raise ValueError(f"latency_ns is {latency_ns.dtype} of shape {latency_ns.shape}; expected: int64 "
                          f"nanoseconds, one or more")
@@ -134,9 +133,6 @@ def complete_row_problem(values: list[str], run_dir: Path | None = None) -> str 
             if problem:
                 return f"its raw file {typed['raw_latency_file']}: {problem}"
     return None
-
-
-COLUMN_KINDS = {c: BY_NAME[c].accepted() for c in COLUMNS}
 
 
 def judge_records(records: list, run_dir: Path | None, run_id: str | None
@@ -252,6 +248,7 @@ class RunStore:
         # set by open(): a line for the user per row it did not trust (the job runs again)
         self.notes: list[str] = []
         self._lock_key: str | None = None
+        self._finished: set[str] | None = None   # what open() judged finished, until a row is appended
 
     def close(self) -> None:
         """Let go of the run's lock (the end of the process does too)."""
@@ -381,7 +378,7 @@ class RunStore:
         results.rejected.csv and results.csv rewritten without them, so that rows appended after them read
         back whole and a report reads one row per job."""
         header, records = read_records(self.results_csv)
-        _, problems, moved = judge_records(records, self.dir, self._run_id())
+        self._finished, problems, moved = judge_records(records, self.dir, self._run_id())
         whole = {line for line, values, _ in records if values is not None and len(values) == len(COLUMNS)}
         good = [values for line, values, _ in records if line in whole and line not in moved]
         bad = [raw for line, _, raw in records if line not in whole or line in moved]
@@ -439,13 +436,16 @@ class RunStore:
 
     def finished_job_ids(self) -> set[str]:
         """The jobs --resume skips: those with a complete row, ok or skipped (checked again here)."""
-        _, records = read_records(self.results_csv)
-        return judge_records(records, self.dir, self._run_id())[0]
+        if self._finished is None:  # every raw file is loaded to judge a row: once per open()
+            _, records = read_records(self.results_csv)
+            self._finished = judge_records(records, self.dir, self._run_id())[0]
+        return set(self._finished)
 
     def append(self, row: dict) -> None:
         unknown = set(row) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown result columns: {sorted(unknown)}")
+        self._finished = None
         text = io.StringIO(newline="")
         csv.writer(text).writerow(["" if row.get(c) is None else row.get(c) for c in COLUMNS])
         fd = os.open(self.results_csv, os.O_WRONLY | os.O_APPEND)
