@@ -18,7 +18,6 @@ from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, 
 from harness.core.hashing import content_hash
 from harness.core.jobs import MAX_BATCH_SIZE, MAX_THREADS, Artifact, Job, expand
 from harness.core.rundir import RunStore
-from harness.core.schema import run_info_keys
 from harness.core.stats import ValidityRules
 from power.monitor import PowerMonitor, windows_for_meter
 from power.registry import parse_cli as parse_power_cli
@@ -266,7 +265,7 @@ class Bench:
         return RunStore.create(runs_dir, run_id, {
             "run_id": run_id, "started_at": utc_now(), "request": asdict(run.request),
             "config_hash": content_hash(run.snapshot()), "config": run.snapshot(),
-            **run_info_keys(run.suite.protocol.to_dict()), "validity_rules": asdict(ValidityRules()),
+            "measurement_protocol": run.suite.protocol.to_dict(), "validity_rules": asdict(ValidityRules()),
             "host": host_environment(), "device": facts,
             "seeds": {w.name: {"dataset": w.dataset.seed, "training": w.training.seed}
                       for w in run.workloads},

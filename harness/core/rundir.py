@@ -44,7 +44,7 @@ from harness.core.schema import BY_NAME, COLUMNS, RESULT_FORMAT_VERSION, parse_c
 FINAL_STATUSES = ("ok", "skipped")
 STATUSES = ("ok", "skipped", "failed")
 # what every row has, and what an ok row has besides (a measured job)
-REQUIRED = (*IDENTITY_COLUMNS[:3], *IDENTITY_COLUMNS[4:], "finished_at")
+REQUIRED = (*(c for c in IDENTITY_COLUMNS if c != "reason"), "finished_at")
 REQUIRED_OK = ("n_iterations", "n_windows", "latency_mean_ms", "latency_p50_ms", "throughput_ips",
                "raw_latency_file")
 # run.json keys a resume needs: (key, type, what is accepted)

@@ -221,11 +221,6 @@ def parse_cell(name: str, text: str):
     return json.loads(text)  # "json"
 
 
-def run_info_keys(measurement_protocol: dict) -> dict:
-    """The run.json keys this schema owns, for the runner to merge into a new run's run.json."""
-    return {"format_version": RESULT_FORMAT_VERSION, "measurement_protocol": dict(measurement_protocol)}
-
-
 # ---- the README's column table ----
 
 README_START = "<!-- columns:start -->"
