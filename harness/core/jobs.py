@@ -30,6 +30,11 @@ MAX_BATCH_SIZE = 65536
 KEY_COLUMNS = ("workload", "variant", "target", "backend", "precision", "threads", "batch_size")
 
 
+# Artifact.split's keys: where the network is cut and what crosses the link, per sample at batch 1.
+SPLIT_KEYS = ("strategy", "point", "point_index", "payload_dtype", "payload_shape", "payload_bytes",
+              "input_bytes", "head_macs", "tail_macs", "head_params", "head_bytes")
+
+
 @dataclass
 class Artifact:
     """A built variant: one or more files a backend can run, its nominal cost and what it was built from.
@@ -55,6 +60,9 @@ class Artifact:
     host_accuracy: float | None = None
     weight_sparsity: float | None = None   # share of zero-valued conv / matmul weights
     exit: dict | None = None               # early exits: {"threshold", "criterion"} between the stages
+    # split computing (strategy offload / split / bottleneck): files["head"] runs on the device (absent for
+    # offload), files["tail"] on the server; see SPLIT_KEYS
+    split: dict | None = None
     # per backend, options this artifact needs over the target's (e.g. onnxruntime qdq_fusion = false)
     backend_options: dict = field(default_factory=dict)
 
