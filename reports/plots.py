@@ -24,7 +24,10 @@ def to_data_uri(fig) -> str:
 
 
 def label(row) -> str:
-    return f"{row['variant']} {row['backend']} t{int(row['threads'])}"
+    """A job's name in a figure; a split job's link setting is part of it (one variant, several links)."""
+    link = row.get("link")
+    return f"{row['variant']} {row['backend']} t{int(row['threads'])}" + (f" @{link}" if isinstance(link, str)
+                                                                        and link else "")
 
 
 def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str,

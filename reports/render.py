@@ -25,16 +25,23 @@ def fmt(value, spec: str | None) -> str:
 
 
 def table_cells(rows: pd.DataFrame, columns=REPORT_COLUMNS) -> tuple[list[str], list[list[str]]]:
+    # an empty text cell is read as "", not NaN: a column of "" only is absent too (`link` of local jobs)
     columns = [c for c in columns if c[0] not in REPORT_WHEN_PRESENT
-               or (c[0] in rows and rows[c[0]].notna().any())]
+               or (c[0] in rows and (rows[c[0]].notna() & rows[c[0]].ne("")).any())]
     headers = [h for _, h, _ in columns]
     body = [[fmt(row.get(c), f) for c, _, f in columns] for _, row in rows.iterrows()]
     return headers, body
 
 
+def markdown_text(text) -> str:
+    """Text for report.md: a '<' is backslash-escaped, so that a name from a user's file (a tensor called
+    '<img onerror=...>') is shown, not rendered as HTML by a Markdown viewer."""
+    return str(text).replace("\\", "\\\\").replace("<", "\\<")
+
+
 def markdown_table(headers: list[str], body: list[list[str]]) -> str:
     def esc(cell: str) -> str:
-        return str(cell).replace("|", "\\|").replace("\n", " ")
+        return markdown_text(cell).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The host side of the agent's wire contract (targets/agent/wire.py), over any pair of pipes: a local
 process (the cpu target) or `ssh board python agent.pyz` (board targets). Start an agent, read its hello,
-map its clock, drive one job to its result and turn that into a Measurement."""
+map its clock, drive one job to its result and turn that into a Measurement; or have it serve a split
+job's tail until it is closed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import selectors
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO
 
 import numpy as np
@@ -27,12 +29,14 @@ from targets.agent.wire import (
     JobRequest,
     JobResult,
     Progress,
+    ServeRequest,
+    Serving,
     WireError,
     decode,
     encode,
 )
 from targets.backends import backend_ref
-from targets.base import Measurement, ProgressCallback
+from targets.base import Measurement, ProgressCallback, SplitPlan
 
 HELLO_TIMEOUT_S = 60.0
 CLOCK_PINGS = 16
@@ -143,12 +147,52 @@ class ClockMap:
 
 
 def job_request(job: Job, artifact: dict, measurement_protocol: MeasurementProtocol, backend_options: dict,
-                latency_out: str | None = None, power: dict | None = None) -> JobRequest:
+                latency_out: str | None = None, power: dict | None = None,
+                split: SplitPlan | None = None) -> JobRequest:
     """`artifact` is the artifact as the device sees it (Artifact.to_dict(), paths there)."""
     return JobRequest(job_id=job.job_id, backend=job.backend, backend_ref=backend_ref(job.backend),
                       threads=job.threads, batch_size=job.batch_size, backend_options=backend_options,
                       artifact=artifact, measurement_protocol=measurement_protocol.to_dict(),
-                      latency_out=latency_out, power=power)
+                      latency_out=latency_out, power=power, split=split.to_dict() if split else None)
+
+
+def serve_request(job: Job, artifact: dict, backend_options: dict, bind_host: str, port: int = 0,
+                  delay_ms: float = 0.0) -> ServeRequest:
+    """`artifact` as the server sees it: its files["tail"] is served."""
+    return ServeRequest(job_id=job.job_id, backend=job.backend, backend_ref=backend_ref(job.backend),
+                        threads=job.threads, backend_options=backend_options, artifact=artifact,
+                        bind_host=bind_host, port=port, delay_ms=delay_ms)
+
+
+def wait_serving(client: AgentClient, request: ServeRequest, timeout_s: float) -> Serving:
+    """Send a serve request and wait until the agent listens; every failure names the server agent."""
+    try:
+        client.send(request)
+        for message in client.messages(timeout_s):
+            if isinstance(message, Serving):
+                return message
+            if isinstance(message, JobFailed):
+                raise (SkipJob if message.kind == SKIP else JobError)(f"server agent: {message.message}")
+            if not isinstance(message, Progress):
+                raise JobError(f"server agent sent {message.type!r} where 'serving' belongs")
+    except SkipJob:
+        raise
+    except JobError as exc:
+        said = str(exc)
+        raise JobError(said if said.startswith("server agent") else f"server agent: {said}") from None
+    raise JobError("server agent stopped before serving")
+
+
+@contextmanager
+def serving(agent: AgentProcess, request: ServeRequest, timeout_s: float) -> Iterator[tuple[str, int]]:
+    """(host, port) the agent serves `request`'s tail on, until the block ends (the agent is closed then)."""
+    with agent:
+        try:
+            agent.client.hello()
+        except JobError as exc:
+            raise JobError(f"server agent: {exc}") from None
+        listening = wait_serving(agent.client, request, timeout_s)
+        yield listening.host, listening.port
 
 
 def drive_job(client: AgentClient, request: JobRequest, idle_timeout_s: float,
@@ -188,4 +232,6 @@ def measurement(result: JobResult, clock: ClockMap | None = None) -> Measurement
         peak_rss_mb=result.peak_rss_mb, backend_info=result.backend_info, exit_rate=result.exit_rate,
         h2d_ms=result.h2d_ms, d2h_ms=result.d2h_ms,
         warnings=list(result.warnings), device_energy=result.device_energy,
-        clock_offset_ns=clock.offset_ns if clock else 0, clock_uncertainty_ns=clock.uncertainty_ns if clock else 0)
+        clock_offset_ns=clock.offset_ns if clock else 0, clock_uncertainty_ns=clock.uncertainty_ns if clock else 0,
+        split_times=result.split_times, payload_bytes=result.payload_bytes,
+        link_measured_mbit=result.link_measured_mbit, link_rtt_ms=result.link_rtt_ms)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from harness.core.errors import ConfigError, SkipJob
 from harness.core.jobs import Artifact, Job
 from harness.core.measurement import MeasurementProtocol, Window
 from targets.agent.wire import DeviceEnergy
@@ -41,6 +43,28 @@ class Measurement:
     # device clock - host clock, and its bound: windows are on the device's clock (0, 0 when local)
     clock_offset_ns: int = 0
     clock_uncertainty_ns: int = 0
+    # split jobs: {"head_ms", "serialize_ms", "transfer_ms", "tail_ms"} (medians, device clock), the tensor
+    # bytes sent per inference, and the link as the device probed it before the job
+    split_times: dict | None = None
+    payload_bytes: int | None = None
+    link_measured_mbit: float | None = None
+    link_rtt_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Where a split job's device agent sends its payloads: the server agent's address (as the device
+    reaches it), the data plane's one-way delay, the bytes of the throughput probe before the job, and how
+    long the device waits on the server before the job fails."""
+
+    host: str
+    port: int
+    delay_ms: float = 0.0
+    probe_bytes: int = 1 << 20
+    timeout_s: float = 60.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class Session(ABC):
@@ -55,9 +79,28 @@ class Session(ABC):
 
     @abstractmethod
     def run(self, job: Job, staged: dict, measurement_protocol: MeasurementProtocol, backend_options: dict,
-            on_progress: ProgressCallback) -> Measurement:
+            on_progress: ProgressCallback, split: SplitPlan | None = None) -> Measurement:
         """Accuracy pass over the whole evaluation set, then the timed windows. Raises JobError
-        (or SkipJob for a job this device cannot run by design)."""
+        (or SkipJob for a job this device cannot run by design). With `split`, the device runs the
+        artifact's head and sends each payload to the server agent the plan names."""
+
+    def serve(self, job: Job, staged: dict, backend_options: dict, bind_host: str, port: int = 0,
+              delay_ms: float = 0.0, wrapper: list[str] | tuple = ()) -> AbstractContextManager:
+        """A context manager yielding (host, port): a fresh agent (its command prefixed by `wrapper`) runs
+        `staged`'s tail for device agents that connect to bind_host:port (0: any free port), adding
+        `delay_ms` to every frame it receives; closed on exit."""
+        raise SkipJob(f"target {self._name()} cannot serve the tail of a split job")
+
+    def set_agent_wrapper(self, argv: list[str]) -> None:
+        """Words put before every later agent's command (a network namespace, a cgroup); [] for none."""
+        if argv:
+            raise ConfigError(f"target {self._name()} cannot run its agent inside {' '.join(argv)!r} (a network "
+                              f"namespace or a CPU quota): only the local cpu target can; a board is on its "
+                              f"real network at its own speed")
+
+    def _name(self) -> str:
+        spec = getattr(self, "spec", None)
+        return getattr(spec, "name", type(self).__name__)
 
     def record_power_on_device(self, spec) -> bool:
         """True when this session records `spec`'s power source on the device itself (the agent then

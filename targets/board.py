@@ -1,5 +1,7 @@
 """A board reached over SSH: the agent is shipped as a hash-named zipapp, artifacts and evaluation data
-are staged by sha256, and every job runs in a fresh agent on the board. Timing happens there.
+are staged by sha256, and every job runs in a fresh agent on the board. Timing happens there. In a split
+job the board is the device (its agent connects to the server's address) or the server (its agent serves
+the tail on an address of the board); either way over the real network, with no wrapper.
 
 [target] keys (beside name, adapter, backends, job_timeout_s):
     host                      a Host alias from ~/.ssh/config, or a name / address
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,8 +25,16 @@ from harness.core.config import Table
 from harness.core.errors import ConfigError, JobError
 from harness.core.jobs import Artifact, Job
 from harness.core.measurement import MeasurementProtocol
-from targets.agent_driver import AgentProcess, ClockMap, drive_job, job_request, measurement
-from targets.base import Measurement, ProgressCallback, Session, Target
+from targets.agent_driver import (
+    AgentProcess,
+    ClockMap,
+    drive_job,
+    job_request,
+    measurement,
+    serve_request,
+    serving,
+)
+from targets.base import Measurement, ProgressCallback, Session, SplitPlan, Target
 from targets.bundle import build_bundle, bundle_name
 from targets.smoke import CHECKS as SMOKE_CHECKS
 from targets.ssh import STRICTNESS, SshLink, SshSettings, Stager, check_settings
@@ -151,13 +163,24 @@ class BoardSession(Session):
         return {bit: f"{stem}.bit", hwh: f"{stem}.hwh"}
 
     def run(self, job: Job, staged: dict, measurement_protocol: MeasurementProtocol, backend_options: dict,
-            on_progress: ProgressCallback) -> Measurement:
-        request = job_request(job, staged, measurement_protocol, backend_options, power=self._power)
+            on_progress: ProgressCallback, split: SplitPlan | None = None) -> Measurement:
+        """With `split`, the board is the device: its agent connects to the server address it is given."""
+        request = job_request(job, staged, measurement_protocol, backend_options, power=self._power, split=split)
         with self.start_agent(job) as agent:
             agent.client.hello()
             clock = ClockMap.measure(agent.client)
             result = drive_job(agent.client, request, self.spec.job_timeout_s, on_progress)
         return measurement(result, clock)
+
+    @contextmanager
+    def serve(self, job: Job, staged: dict, backend_options: dict, bind_host: str, port: int = 0,
+              delay_ms: float = 0.0, wrapper: list[str] | tuple = ()) -> Iterator[tuple[str, int]]:
+        """The board as the server: an agent there listens on bind_host (an address of the board) and
+        yields what it bound; the device reaches it at the board's address on the real network."""
+        self.set_agent_wrapper(list(wrapper))  # a board runs no wrapper: refused with the reason
+        request = serve_request(job, staged, backend_options, bind_host, port, delay_ms)
+        with serving(self.start_agent(job), request, self.spec.job_timeout_s) as address:
+            yield address
 
     def close(self) -> None:
         self.link.close()

@@ -103,7 +103,7 @@ def target_files(directory: Path = TARGETS_DIR) -> dict[str, Path]:
     return stems(directory)
 
 
-def find_target(name_or_path: str) -> TargetSpec:
+def find_target(name_or_path: str, where: str = "--target") -> TargetSpec:
     """A target by name (targets/<name>.toml) or by the path of a TOML file."""
-    path = named_file(name_or_path, target_files(), "target", "--target")
+    path = named_file(name_or_path, target_files(), "target", where)
     return parse_target(load_toml(path), path)

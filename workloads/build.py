@@ -165,16 +165,22 @@ def build_base(workload: WorkloadSpec, progress: Progress = lambda msg: None) ->
                      meta["host_accuracy"], trained)
 
 
-def _user_base(workload: WorkloadSpec) -> BaseModel:
-    path = Path(workload.model.onnx)
+def load_user_onnx(path: Path, where: str = "") -> onnx.ModelProto:
+    """A user's ONNX file, checked; a missing or corrupt one is one line naming it."""
     if not path.is_file():
-        raise ConfigError(f"{workload.file}: model file {path} not found")
+        raise ConfigError(f"{where + ': ' if where else ''}model file {path} not found")
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises several unrelated types for a corrupt file
         raise ConfigError(f"{path}: not a valid ONNX model ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+    return model
+
+
+def _user_base(workload: WorkloadSpec) -> BaseModel:
+    path = Path(workload.model.onnx)
+    model = load_user_onnx(path, str(workload.file))
     sig = signature(model)
     data = prepare_user_eval(Path(workload.dataset.path), sig.input_dtype, sig.input_shape,
                              sig.n_outputs)

@@ -64,23 +64,56 @@ def signature(model: onnx.ModelProto) -> ModelSignature:
 
 def model_cost(path: Path, sample_shape: tuple[int, ...]) -> ModelCost:
     """Cost at batch 1 for an input of `sample_shape` (one sample, no batch axis)."""
-    import onnx_tool
-
     model = onnx.load(str(path))
-    sig = signature(model)
     weights = [t for t in model.graph.initializer if t.dims and t.data_type in WEIGHT_TYPES]
     params = sum(int(np.prod(t.dims)) for t in weights)
     matrices = [numpy_helper.to_array(t) for t in weights if len(t.dims) >= 2]
     total = sum(m.size for m in matrices)
     zeros = sum(int((m == 0).sum()) for m in matrices)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # onnx-tool warns for every operator it does not profile
-            graph = onnx_tool.Model(model).graph
-            graph.shape_infer({sig.input_name: np.zeros((1, *sample_shape), sig.input_dtype)})
-            graph.profile()
+        graph = _profiled(model, sample_shape)
         macs = int(sum(node.macs[0] for node in graph.nodemap.values() if node.op_type in COMPUTE_OPS))
     except Exception:  # onnx-tool raises bare exceptions for operators it does not model
         macs = None
     return ModelCost(model_bytes=Path(path).stat().st_size, params=params, macs=macs,
                      weight_sparsity=zeros / total if total else 0.0)
+
+
+@dataclass(frozen=True)
+class NodeProfile:
+    """Per node of a graph at batch 1, keyed by the node's first output (tensor names are unique; node
+    names may be empty): multiply-accumulates (compute ops only, as model_cost counts them), and every
+    tensor's shape with its batch axis."""
+
+    macs: dict[str, int]
+    shapes: dict[str, tuple[int, ...]]
+
+
+def node_profile(model: onnx.ModelProto, sample_shape: tuple[int, ...]) -> NodeProfile:
+    """onnx-tool's per-node profile (raises what onnx-tool raises for an operator it does not model)."""
+    graph = _profiled(model, sample_shape)
+    macs = {node.output[0]: int(node.macs[0]) if node.op_type in COMPUTE_OPS else 0
+            for node in graph.nodemap.values() if node.output}
+    shapes = {name: tuple(int(d) for d in tensor.shape) for name, tensor in graph.tensormap.items()
+              if tensor.shape is not None}
+    return NodeProfile(macs, shapes)
+
+
+def _profiled(model: onnx.ModelProto, sample_shape: tuple[int, ...]):
+    import onnx_tool
+
+    sig = signature(model)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # onnx-tool warns for every operator it does not profile
+        graph = onnx_tool.Model(model).graph
+        graph.shape_infer({sig.input_name: np.zeros((1, *sample_shape), sig.input_dtype)})
+        graph.profile()
+    return graph
+
+
+def parameter_size(model: onnx.ModelProto) -> tuple[int, int]:
+    """(parameters, bytes they take) over the weight initializers, counted as model_cost counts them
+    (sc2bench's "encoder size" for a split network's head)."""
+    weights = [t for t in model.graph.initializer if t.dims and t.data_type in WEIGHT_TYPES]
+    return (sum(int(np.prod(t.dims)) for t in weights),
+            sum(numpy_helper.to_array(t).nbytes for t in weights))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file
 from harness.core.errors import ConfigError
-from harness.core.jobs import NAME_MAX, check_name
+from harness.core.jobs import LOCAL, NAME_MAX, check_name
 from workloads.datasets import SOURCES, DatasetSpec
 from workloads.models import ARCHS
 from workloads.training import TrainingSpec
@@ -50,6 +50,7 @@ class VariantSpec:
     precision: str
     params: dict
     suites: tuple[str, ...] | None = None  # run only in these suites (None: in every suite)
+    strategy: str = LOCAL                  # split computing: where it runs (harness.core.jobs.expand)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def parse_workload(data: dict, file: Path) -> WorkloadSpec:
         for expanded_name, expanded in family.expand(v_name, params):
             check_name(expanded_name, f"{vt.where('name')} (as expanded by family {family_name!r})")
             variants.append(VariantSpec(expanded_name, family_name, family.precision(expanded), expanded,
-                                        tuple(suites) if suites is not None else None))
+                                        tuple(suites) if suites is not None else None, family.strategy))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})

@@ -22,7 +22,7 @@ def _bench(args) -> int:
                                           ("--workload", args.workload), ("--model", args.model),
                                           ("--data", args.data), ("--backend", args.backend),
                                           ("--threads", args.threads), ("--batch-size", args.batch_size),
-                                          ("--power", args.power)) if value]
+                                          ("--power", args.power), ("--link", args.link)) if value]
         if given:
             raise ConfigError(f"--resume {args.resume} with {', '.join(given)}: a resumed run asks what it "
                               f"asked when it started; start a new run to change it")
@@ -37,7 +37,7 @@ def _bench(args) -> int:
                                    model=_absolute(args.model), data=_absolute(args.data),
                                    backends=args.backend or [],
                                    threads=args.threads or [], batch_sizes=args.batch_size or [],
-                                   power=args.power)
+                                   power=args.power, link=args.link)
             store = bench.start(request, Path(args.runs_dir))
     # a job retried by --resume has several rows: its last one is its result
     rows = list({r["job_id"]: r for r in store.rows()}.values())
@@ -57,6 +57,45 @@ def _bench(args) -> int:
               f"edgebench bench --resume {store.dir}", file=sys.stderr)
         return 1
     return 0
+
+
+def _splits(args) -> int:
+    from workloads.split_analysis import describe_splits
+
+    if bool(args.model) == bool(args.workload):
+        raise ConfigError("edgebench splits: give --model M.onnx or --workload W (one of them)")
+    if args.model:
+        path = Path(args.model)
+        shape = _model_sample_shape(path, args.input_shape)
+    else:
+        from workloads.build import build_base
+        from workloads.spec import find_workload
+
+        base = build_base(find_workload(args.workload, "--workload"), lambda msg: print(msg, file=sys.stderr))
+        path, shape = base.onnx_path, tuple(base.data.input_shape)
+    print(describe_splits(path, shape))
+    return 0
+
+
+def _model_sample_shape(path: Path, given: str | None) -> tuple[int, ...]:
+    """One sample's shape: --input-shape, else the model's first input without its batch axis."""
+    if given:
+        try:
+            shape = tuple(int(d) for d in given.split(","))
+        except ValueError:
+            shape = ()
+        if not shape or min(shape) < 1:
+            raise ConfigError(f"--input-shape {given}: accepted: positive integers separated by commas, one "
+                              f"sample without the batch axis (e.g. 1,28,28)")
+        return shape
+    from workloads.build import load_user_onnx
+    from workloads.costs import signature
+
+    sample = signature(load_user_onnx(path)).input_shape[1:]
+    if not all(isinstance(d, int) and d > 0 for d in sample):
+        raise ConfigError(f"{path}: the first input's shape {list(sample)} has symbolic dimensions after the "
+                          f"batch axis; give one sample's shape with --input-shape (e.g. 3,224,224)")
+    return tuple(sample)
 
 
 def _report(args) -> int:
@@ -156,11 +195,22 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--power", metavar="SOURCE[:KEY=VALUE,...]",
                    help="power source, overriding the target's [power]: e.g. um25c:port=/dev/rfcomm0, "
                         "emulated-ina219 (a labelled emulation), none")
+    b.add_argument("--link", choices=["none"],
+                   help="split computing: 'none' runs split jobs over loopback, unshaped (labelled so), instead "
+                        "of the suite's [[link]] settings in network namespaces (which need root)")
     b.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
     b.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: only missing jobs run")
     b.add_argument("--quiet", action="store_true", help="no progress bars: one line per job (for CI)")
     b.add_argument("--no-report", action="store_true", help="do not write report.html / report.md")
     b.set_defaults(func=_bench)
+
+    sp = sub.add_parser("splits", help="where can a network be cut between device and server, and what does "
+                                       "each cut cost (payload bytes, head and tail MACs, natural bottlenecks)")
+    sp.add_argument("--model", help="an ONNX model")
+    sp.add_argument("--input-shape", help="one sample's shape, without the batch axis (when the model's is "
+                                          "symbolic), e.g. 3,224,224")
+    sp.add_argument("--workload", help="a workload (name or TOML file): its base model, trained if needed")
+    sp.set_defaults(func=_splits)
 
     r = sub.add_parser("report", help="write report.html and report.md for a run")
     r.add_argument("run", help="a run directory, e.g. runs/latest")

@@ -3,6 +3,7 @@ as soon as it exists. Ctrl-C or a crash keeps every finished row; `--resume` run
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from harness.app.progress import QuietReporter
 from harness.app.rows import add_energy, job_row, measured_row
+from harness.app.split_runs import PlannedLink, SplitJobs, check_server, plan_links, split_analysis, split_columns
 from harness.app.suite import SuiteSpec, find_suite, suite_files
 from harness.core.baselines import BaselineAccuracies
 from harness.core.concurrent_runs import MeasuringRuns
@@ -45,6 +47,7 @@ class BenchRequest:
     threads: list[str] = field(default_factory=list)      # "1", "all", ...
     batch_sizes: list[int] = field(default_factory=list)
     power: str | None = None                              # overrides the target's [power]
+    link: str | None = None                               # "none": split jobs over loopback, unshaped
 
 
 @dataclass
@@ -162,11 +165,20 @@ def resolve_threads(values, usable_cores: int) -> list[int]:
     return threads
 
 
-def plan_jobs(run: ResolvedRun, facts: dict) -> list[Job]:
+def plan_jobs(run: ResolvedRun, facts: dict, links: list[PlannedLink] = ()) -> list[Job]:
     threads = resolve_threads(run.request.threads or run.suite.threads,
                               facts.get("cpu_count_usable") or facts.get("cpu_count") or 1)
     batches = [int(b) for b in run.request.batch_sizes or run.suite.batch_sizes]
-    return expand(run.workloads, run.target.name, run.backends, threads, batches, run.suite.name)
+    return expand(run.workloads, run.target.name, run.backends, threads, batches, run.suite.name,
+                  [link.name for link in links] or [""])
+
+
+def open_server(run: ResolvedRun) -> Session:
+    """The session that runs split jobs' tails ([split] server), checked before anything is built."""
+    where = f"{run.suite.file}: key 'split.server'"
+    spec = find_target(run.suite.split.server, where)
+    check_server(run, list(spec.backends), f"{where} = {run.suite.split.server!r} ({spec.file})")
+    return load_adapter(spec.adapter, str(spec.file))(spec).open()
 
 
 def new_run_id(runs_dir: Path, run: ResolvedRun) -> str:
@@ -217,7 +229,7 @@ class Bench:
         for note in run.notes:
             self.reporter.note(note)
         session = load_adapter(run.target.adapter, str(run.target.file))(run.target).open()
-        power = None
+        power = server = None
         try:
             # board-side sources (tegrastats, INA3221, ...) run in the agent; the rest here, on the host
             on_device = run.power.source != "none" and session.record_power_on_device(run.power)
@@ -225,16 +237,25 @@ class Bench:
                 power = PowerMonitor(run.power)
                 power.check()  # a wrong port fails here, before anything is built or measured
             facts = session.info()
-            jobs = plan_jobs(run, facts)
+            # runs measuring on the machine the device is (the cpu target, or a board that is this host)
+            same_machine = facts.get("hostname") == platform.node()
+            links = plan_links(run, same_machine)
+            if links:
+                server = open_server(run)
+            jobs = plan_jobs(run, facts, links)
             finished = store.finished_job_ids() if store else set()
             pending = [j for j in jobs if j.job_id not in finished]
             try:
-                artifacts = self._build(run, pending)
+                artifacts, analyses = self._build(run, pending)
             except KeyboardInterrupt:
                 raise Interrupted("interrupted while building artifacts; no job had started in this "
                                   "session, finished ones (if resuming) are kept") from None
             if store is None:
                 store = self._create_store(run, runs_dir, facts)
+            if analyses:
+                info = store.run_info()
+                info.setdefault("split_analysis", {}).update(analyses)
+                store.write_run_info(info)
             self.reporter.note(f"run {store.dir}: {len(pending)} of {len(jobs)} jobs to run")
             try:
                 if power is not None:
@@ -242,11 +263,11 @@ class Bench:
                     info = store.run_info()
                     info.setdefault("power", []).append(power.describe())  # one entry per (resumed) session
                     store.write_run_info(info)
-                # runs measuring on the machine the device is (the cpu target, or a board that is this host)
-                same_machine = facts.get("hostname") == platform.node()
-                with MeasuringRuns(store.dir) as neighbours:
+                split = SplitJobs(session, server, links, run.suite.split.device_cpu_quota,
+                                  run.suite.split.server_address)
+                with MeasuringRuns(store.dir) as neighbours, split:
                     self._measure(run, session, store, pending, artifacts, power,
-                                  neighbours if same_machine else None)
+                                  neighbours if same_machine else None, split)
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted: every finished job is kept in {store.results_csv}; "
                                   f"resume with: edgebench bench --resume {store.dir}") from None
@@ -255,6 +276,8 @@ class Bench:
             store.write_run_info(info)
         finally:
             session.close()
+            if server is not None:
+                server.close()
             if power is not None:
                 power.stop()
         return store
@@ -271,11 +294,13 @@ class Bench:
                       for w in run.workloads},
         })
 
-    def _build(self, run: ResolvedRun, pending: list[Job]) -> dict[tuple, Artifact]:
+    def _build(self, run: ResolvedRun, pending: list[Job]) -> tuple[dict[tuple, Artifact], dict]:
         """Every artifact a pending job needs, built (or taken from the cache) before any job runs, so a
-        bad model or data file stops the run before it measures anything."""
+        bad model or data file stops the run before it measures anything; and for workloads with split
+        jobs, where their base model can be cut (run.json's "split_analysis")."""
         needed = {(j.workload, j.variant) for j in pending}
-        artifacts = {}
+        split_workloads = {j.workload for j in pending if j.link}
+        artifacts, analyses = {}, {}
         for workload in run.workloads:
             names = {variant for name, variant in needed if name == workload.name}
             if not names:
@@ -287,45 +312,60 @@ class Bench:
                         check_backend_options(backend, options, f"{workload.file}: variant '{name}' "
                                                                 f"(its backend_options for {backend})")
                 artifacts[(workload.name, name)] = artifact
-        return artifacts
+            if workload.name in split_workloads:
+                analyses[workload.name] = split_analysis(base.onnx_path, base.data.input_shape)
+        return artifacts, analyses
 
     def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
-                 artifacts: dict, power: PowerMonitor | None, neighbours: MeasuringRuns | None) -> None:
-        run_id = store.dir.name
+                 artifacts: dict, power: PowerMonitor | None, neighbours: MeasuringRuns | None,
+                 split: SplitJobs) -> None:
         measurement_protocol = run.suite.protocol
         if run.power.source != "none":
             measurement_protocol = windows_for_meter(measurement_protocol, run.power)
         baselines = BaselineAccuracies(store.rows())
         self.reporter.run_started(len(pending))
-        for job in pending:
-            artifact = artifacts[(job.workload, job.variant)]
-            row = job_row(run_id, job, artifact)
-            self.reporter.job_started(job)
-            power_reasons = []
-            others = set(neighbours.others()) if neighbours else set()
-            try:
-                staged = session.stage(artifact)
-                m = session.run(job, staged, measurement_protocol,
-                                run.target.backend_options.get(job.backend, {}), self.reporter.job_progress)
-                row = measured_row(row, job, m, store, artifact, baselines)
-                if power is not None or m.device_energy is not None:
-                    power_reasons = add_energy(row, power, job, m, store)
-            except SkipJob as exc:
-                row.update(status="skipped", reason=str(exc))
-            except JobError as exc:
-                row.update(status="failed", reason=str(exc))
-            others |= set(neighbours.others()) if neighbours else set()
-            if others:
-                row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
-                    f"another edgebench run measured on this machine at the same time ({', '.join(sorted(others))}): "
-                    f"each disturbs the other's latencies")]))
-            if run.power.strict and power_reasons and row.get("status") == "ok":
-                # stored as failed (the measured numbers kept) so that --resume measures it again
-                row.update(status="failed", reason="power (strict mode): " + "; ".join(power_reasons))
-            store.append(row)
-            baselines.add(row)
-            self.reporter.job_finished(job, row)
-            if run.power.strict and power_reasons:
-                raise PowerFault(f"power source failed during {job.job_id} (strict mode): "
-                                 f"{row['invalid_reasons']}; finished rows are in {store.results_csv}; "
-                                 f"fix the meter and resume with: edgebench bench --resume {store.dir}")
+        # the jobs that run whole on the device first, then those of each link setting in turn
+        for link in dict.fromkeys(job.link for job in sorted(pending, key=lambda j: j.link != "")):
+            with split.over(link):
+                for job in (j for j in pending if j.link == link):
+                    self._measure_job(run, session, store, job, artifacts[(job.workload, job.variant)],
+                                      measurement_protocol, power, neighbours, split, baselines)
+
+    def _measure_job(self, run: ResolvedRun, session: Session, store: RunStore, job: Job, artifact: Artifact,
+                     measurement_protocol, power: PowerMonitor | None, neighbours: MeasuringRuns | None,
+                     split: SplitJobs, baselines: BaselineAccuracies) -> None:
+        row = job_row(store.dir.name, job, artifact)
+        self.reporter.job_started(job)
+        power_reasons = []
+        others = set(neighbours.others()) if neighbours else set()
+        options = run.target.backend_options.get(job.backend, {})
+        m = None
+        try:
+            staged = session.stage(artifact)
+            with (split.serving(job, artifact, options) if job.link else contextlib.nullcontext()) as plan:
+                # a target without split jobs need not know the keyword (plug-in targets)
+                m = session.run(job, staged, measurement_protocol, options, self.reporter.job_progress,
+                                **({"split": plan} if plan is not None else {}))
+            row = measured_row(row, job, m, store, artifact, baselines)
+            if power is not None or m.device_energy is not None:
+                power_reasons = add_energy(row, power, job, m, store)
+        except SkipJob as exc:
+            row.update(status="skipped", reason=str(exc))
+        except JobError as exc:
+            row.update(status="failed", reason=str(exc))
+        row.update(split_columns(artifact, m, split.planned, split.shaping, split.quota_share))
+        others |= set(neighbours.others()) if neighbours else set()
+        if others:
+            row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
+                f"another edgebench run measured on this machine at the same time ({', '.join(sorted(others))}): "
+                f"each disturbs the other's latencies")]))
+        if run.power.strict and power_reasons and row.get("status") == "ok":
+            # stored as failed (the measured numbers kept) so that --resume measures it again
+            row.update(status="failed", reason="power (strict mode): " + "; ".join(power_reasons))
+        store.append(row)
+        baselines.add(row)
+        self.reporter.job_finished(job, row)
+        if run.power.strict and power_reasons:
+            raise PowerFault(f"power source failed during {job.job_id} (strict mode): "
+                             f"{row['invalid_reasons']}; finished rows are in {store.results_csv}; "
+                             f"fix the meter and resume with: edgebench bench --resume {store.dir}")

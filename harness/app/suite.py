@@ -3,11 +3,15 @@
     [suite]     name, description, workloads = [names or paths]
     [protocol]  warmup_min_iterations, warmup_min_s, n_windows, window_min_s, window_min_iterations
     [matrix]    backends (default: the target's), threads = [1, "all"], batch_sizes = [1]
+    [split]     split computing: server = "cpu" (the target that runs tails: a name or a file),
+                server_address (how a board reaches the server; default: the server's own address),
+                device_cpu_quota (emulate a slower device: CPU cores the device agents may use)
+    [[link]]    rate_mbit (optional: unshaped without), delay_ms: each split job runs once per link
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
@@ -15,6 +19,20 @@ from harness.core.errors import ConfigError
 from harness.core.jobs import MAX_BATCH_SIZE, MAX_THREADS, check_name
 from harness.core.measurement import MeasurementProtocol
 from targets.backends import check_backend_list
+from targets.link import LinkSetting, parse_links
+
+# a device slower than one core is the point; past this many cores a quota emulates nothing
+MAX_DEVICE_CPU_QUOTA = 1024.0
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """Where split-computing jobs put their tail and which links they run over."""
+
+    server: str = "cpu"
+    server_address: str | None = None
+    device_cpu_quota: float | None = None
+    links: tuple[LinkSetting, ...] = ()   # none: one unshaped loopback link
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "workloads" / "suites"
 
@@ -29,6 +47,7 @@ class SuiteSpec:
     backends: tuple[str, ...] | None
     threads: tuple[int | str, ...]
     batch_sizes: tuple[int, ...]
+    split: SplitSettings = field(default_factory=SplitSettings)
 
 
 def parse_protocol(table: Table) -> MeasurementProtocol:
@@ -75,9 +94,23 @@ def parse_suite(data: dict, file: Path) -> SuiteSpec:
         raise ConfigError(f"{matrix.where('batch_sizes')} = {batch_sizes}: accepted: a non-empty list of "
                           f"integers from 1 to {MAX_BATCH_SIZE}")
     matrix.finish()
+    split = parse_split(root.table("split"), root.tables("link"))
     root.finish()
     return SuiteSpec(name, file, description, tuple(workloads), protocol,
-                     tuple(backends) if backends else None, tuple(threads), tuple(batch_sizes))
+                     tuple(backends) if backends else None, tuple(threads), tuple(batch_sizes), split)
+
+
+def parse_split(table: Table, links: list[Table]) -> SplitSettings:
+    server = table.take("server", str, "cpu")
+    if not server.strip():
+        raise ConfigError(f"{table.where('server')} = {server!r}: accepted: a target name or a target file")
+    settings = SplitSettings(
+        server=server,
+        server_address=table.take("server_address", str, None),
+        device_cpu_quota=table.take("device_cpu_quota", float, None, minimum=0.01, maximum=MAX_DEVICE_CPU_QUOTA),
+        links=tuple(parse_links(links)))
+    table.finish()
+    return settings
 
 
 def suite_files(directory: Path = SUITES_DIR) -> dict[str, Path]:

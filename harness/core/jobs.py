@@ -27,7 +27,11 @@ def check_name(name: str, where: str) -> str:
 MAX_THREADS = 1024
 MAX_BATCH_SIZE = 65536
 
-KEY_COLUMNS = ("workload", "variant", "target", "backend", "precision", "threads", "batch_size")
+KEY_COLUMNS = ("workload", "variant", "target", "backend", "precision", "threads", "batch_size", "link")
+
+# A variant whose artifact spans a device and a server over a link (its family's STRATEGY); every other
+# family runs whole on the device.
+LOCAL = "local"
 
 
 # Artifact.split's keys: where the network is cut and what crosses the link, per sample at batch 1.
@@ -80,19 +84,23 @@ class Job:
     backend: str
     threads: int
     batch_size: int
+    link: str = ""   # split computing: the link setting's name; "" for a job that runs whole on the device
 
     @property
     def job_id(self) -> str:
         """A stable, file-name-safe identifier (the target is the run's, so it is left out)."""
         text = f"{self.workload}__{self.variant}__{self.backend}__t{self.threads}__b{self.batch_size}"
+        if self.link:
+            text += f"__{self.link}"
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
 
 def expand(workloads: list, target: str, backends: list[str], threads: list[int],
-           batch_sizes: list[int], suite: str) -> list[Job]:
-    """workloads x variants (those meant for this suite) x backends x threads x batch sizes, baselines
-    first within each workload: the accuracy deltas then have their reference while the run goes (and
-    where one has not, harness.core.baselines says how it is filled in)."""
+           batch_sizes: list[int], suite: str, links: list[str] = ("",)) -> list[Job]:
+    """workloads x variants (those meant for this suite) x backends x threads x batch sizes, and x link
+    settings for variants that span a link (`variant.strategy` other than local), baselines first within
+    each workload: the accuracy deltas then have their reference while the run goes (and where one has
+    not, harness.core.baselines says how it is filled in)."""
     jobs = []
     for workload in workloads:
         variants = [v for v in workload.variants if v.suites is None or suite in v.suites]
@@ -101,8 +109,9 @@ def expand(workloads: list, target: str, backends: list[str], threads: list[int]
             for backend in backends:
                 for n_threads in threads:
                     for batch in batch_sizes:
-                        jobs.append(Job(workload.name, variant.name, variant.family, variant.precision,
-                                        target, backend, n_threads, batch))
+                        for link in (links if getattr(variant, "strategy", LOCAL) != LOCAL else ("",)):
+                            jobs.append(Job(workload.name, variant.name, variant.family, variant.precision,
+                                            target, backend, n_threads, batch, link))
     check_unique_ids(jobs)
     return jobs
 

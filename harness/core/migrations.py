@@ -38,13 +38,15 @@ FORMAT_1_COLUMNS = [
     "energy_source", "power_samples", "power_trace_file",
     "valid", "invalid_reasons", "warnings", "raw_latency_file", "finished_at",
 ]
+# Format 2's columns (commit a616198); format 3 added the split-computing columns and the key `link`.
+FORMAT_2_COLUMNS = FORMAT_1_COLUMNS
 # the columns every version has written: without them a row is no job (resume, baselines and compare
 # need its identity)
 IDENTITY_COLUMNS = ["run_id", "job_id", "status", "reason", "workload", "variant", "target", "backend",
                     "precision", "threads", "batch_size", "family"]
 
 # the columns each format may have; the current one must be written exactly
-FORMAT_COLUMNS: dict[int, list[str]] = {1: FORMAT_1_COLUMNS, RESULT_FORMAT_VERSION: COLUMNS}
+FORMAT_COLUMNS: dict[int, list[str]] = {1: FORMAT_1_COLUMNS, 2: FORMAT_2_COLUMNS, RESULT_FORMAT_VERSION: COLUMNS}
 
 
 @dataclass
@@ -63,8 +65,15 @@ def _v1_to_v2(info: dict, rows: list[dict], notes: list[str]) -> None:
         info["measurement_protocol"] = info.pop("protocol")
 
 
+def _v2_to_v3(info: dict, rows: list[dict], notes: list[str]) -> None:
+    # the split-computing columns are new and empty (migrate adds them); every older job ran whole on the
+    # device, over no link
+    for row in rows:
+        row["strategy"] = "local"
+
+
 # version N -> N + 1; each edits run.json's dict and the rows (dicts keyed by the CSV header) in place
-STEPS: dict[int, Callable[[dict, list[dict], list[str]], None]] = {1: _v1_to_v2}
+STEPS: dict[int, Callable[[dict, list[dict], list[str]], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def format_version(info: dict, where: Path | str) -> int:

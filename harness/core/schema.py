@@ -22,7 +22,8 @@ from harness.core.jobs import KEY_COLUMNS
 
 # 1: what edgebench wrote up to commit 39f6013 (no "format_version" in run.json; the measurement protocol
 #    under "protocol"). 2: run.json says "format_version" and names the protocol "measurement_protocol".
-RESULT_FORMAT_VERSION = 2
+# 3: split computing: the key column `link` and the split / link columns.
+RESULT_FORMAT_VERSION = 3
 
 KINDS = ("str", "int", "float", "bool", "json")
 
@@ -70,8 +71,14 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("threads", "int", "", "Threads the backend was given (key).", "threads", "d", low=1),
     C("batch_size", "int", "samples", "Samples per inference (key); latency, throughput and energy are per "
                                       "inference at this batch size.", "batch", "d", low=1),
+    C("link", "str", "", "Split computing: the link setting the job ran over (`10mbit-5ms`, `loopback`, ...) "
+                         "(key); empty for a job that runs whole on the device.", "link",
+      only_when_present=True),
     C("family", "str", "", "The variant's family: `baseline`, `quantize`, `tflite`, `qat`, `fpga`, `prune`, "
-                           "`distill` or `early_exit`."),
+                           "`distill`, `early_exit`, `offload`, `split` or `bottleneck`."),
+    C("strategy", "str", "", "Where the network runs: `local` (whole on the device), `offload` (the raw input "
+                             "sent, whole model on the server), `split` (head on the device, tail on the "
+                             "server) or `bottleneck` (BottleFit: a trained encoder at the cut)."),
     C("variant_params", "json", "", "The variant's parameters from the workload file, defaults filled in."),
     C("accuracy", "float", "", "Top-1 accuracy (0 to 1) over the whole evaluation split, same backend and "
                                "artifact as timed.", "accuracy", ".4f", low=0, high=1),
@@ -108,6 +115,39 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("expected_macs", "float", "MACs", "Early exits: the MACs per sample `exit_rate` implies (stage 1 for "
                                         "those that exit, every stage for the rest).",
       "expected MACs", ",.0f", low=0),
+    C("split_point", "str", "", "Split computing: the tensor the network is cut at (`input` for offload)."),
+    C("payload_dtype", "str", "", "Split computing: how the payload crosses the link: `fp32`, `fp16` or `int8` "
+                                  "(quantised at the cut, dequantised at the tail)."),
+    C("payload_bytes", "int", "bytes", "Split computing: tensor bytes sent to the server per inference at "
+                                       "`batch_size` (frame headers excluded).", "payload B", ",.0f",
+      only_when_present=True, low=0),
+    C("input_bytes", "int", "bytes", "Split computing: one raw input sample as an fp32 tensor, for the "
+                                     "payload's compression.", low=0),
+    C("head_ms", "float", "ms", "Split computing: median time of the head on the device per inference.",
+      "head ms", ".3f", only_when_present=True, low=0),
+    C("serialize_ms", "float", "ms", "Split computing: median time to frame the payload (header and bytes).",
+      low=0),
+    C("transfer_ms", "float", "ms", "Split computing: median of (reply time - the server's tail time): the "
+                                    "payload there and the logits back, on the device's clock.",
+      "transfer ms", ".3f", only_when_present=True, low=0),
+    C("tail_ms", "float", "ms", "Split computing: median time of the tail on the server, as the server timed "
+                                "it.", "tail ms", ".3f", only_when_present=True, low=0),
+    C("head_macs", "int", "MACs", "Split computing: MACs of the head (on the device) per sample.", low=0),
+    C("tail_macs", "int", "MACs", "Split computing: MACs of the tail (on the server) per sample.", low=0),
+    C("head_bytes", "int", "bytes", "Split computing: bytes of the head's parameters (sc2bench's encoder "
+                                    "size).", low=0),
+    C("link_rate_mbit", "float", "Mbit/s", "Split computing: the link's nominal rate as shaped; empty when "
+                                           "unshaped.", low=0),
+    C("link_delay_ms", "float", "ms", "Split computing: one-way delay added to each direction.", low=0),
+    C("link_measured_mbit", "float", "Mbit/s", "Split computing: the link's throughput as the device measured "
+                                               "it over the data plane right before the job.",
+      "link Mbit/s", ".1f", only_when_present=True, low=0),
+    C("link_rtt_ms", "float", "ms", "Split computing: the round trip time the device measured (median of "
+                                    "pings over the data plane).", low=0),
+    C("link_shaping", "str", "", "Split computing: what shaped the link (tbf in the kernel, delay in the data "
+                                 "plane, loopback unshaped, or the real network)."),
+    C("device_cpu_quota", "float", "cores", "The device agent's CPU quota (cgroup) when the device's speed is "
+                                            "emulated; empty when it ran at the machine's speed.", low=0),
     C("peak_rss_mb", "float", "MiB", "Peak resident memory (VmHWM) of the agent process that ran the job.",
       "peak RSS MB", ".0f", low=0),
     C("clock_offset_us", "float", "us", "Device clock minus host clock (0 on the local cpu target): how a "
@@ -148,10 +188,11 @@ del C
 
 # The report's results table: identity first, then accuracy, latency, cost and energy (not CSV order).
 REPORT_ORDER = (
-    "workload", "variant", "backend", "precision", "threads", "batch_size", "accuracy", "accuracy_delta",
-    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms",
+    "workload", "variant", "backend", "precision", "threads", "batch_size", "link", "accuracy",
+    "accuracy_delta", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms",
     "h2d_ms", "d2h_ms", "throughput_ips", "macs", "params", "model_bytes", "weight_sparsity", "exit_rate",
-    "expected_macs", "peak_rss_mb", "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
+    "expected_macs", "payload_bytes", "head_ms", "transfer_ms", "tail_ms", "link_measured_mbit", "peak_rss_mb",
+    "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
     "avg_power_w", "energy_source", "valid",
 )
 

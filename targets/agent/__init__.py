@@ -7,4 +7,6 @@ Board-side: Python 3.8 syntax, the standard library, numpy and the runtimes it i
     measure.py      one job: load, accuracy pass, warm-up and timed windows, board-side energy
     facts.py        what the device is (CPU, cores, governor, runtimes); board_facts.py per board kind
     early_exit.py   running an early-exit artifact's stages
+    split.py        a split job's two sides: the device's head and connection, the server's tail
+    dataplane.py    the frames between them over TCP, the tail server, the device's timed calls
 """

@@ -1,5 +1,6 @@
 """The agent's main loop: say hello, then answer the host's messages (targets/agent/wire.py) one line at a
-time until the host goes away. Board-side, Python 3.8."""
+time until the host goes away (a split job's server agent serves its tail on threads meanwhile).
+Board-side, Python 3.8."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ import time
 import traceback
 
 from targets.agent.facts import device_facts
-from targets.agent.wire import FAIL, HOST_TO_AGENT, SKIP, ClockPing, ClockReply, Hello, JobFailed, decode, encode
+from targets.agent.wire import (
+    FAIL,
+    HOST_TO_AGENT,
+    SKIP,
+    ClockPing,
+    ClockReply,
+    Hello,
+    JobFailed,
+    ServeRequest,
+    decode,
+    encode,
+)
 
 
 def send(message) -> None:
@@ -59,6 +71,12 @@ def answer(line: str) -> None:
         message = decode(line, HOST_TO_AGENT)
         if isinstance(message, ClockPing):
             send(ClockReply(time.monotonic_ns()))
+        elif isinstance(message, ServeRequest):
+            # the tail is served on its own threads from now on; this loop goes on answering the host
+            from targets.agent.measure import backend_class, stage_options
+            from targets.agent.split import serve
+
+            send(serve(message, backend_class(message), stage_options(message)))
         else:
             send(run_job(message, send))
     except Unsupported as exc:

@@ -1,5 +1,7 @@
 """One job on the device: load the model, the accuracy pass over the whole evaluation set, then warm-up
 and timed windows (harness.core.measurement), with a board-side power source recording when asked.
+A split job's model is its head and the server agent running its tail (targets/agent/split.py): the same
+passes run through both, and the result adds the four parts of the time and the link's figures.
 Board-side, Python 3.8."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from harness.core.measurement import MeasurementProtocol, run_windows
 from harness.core.plugins import load_ref
+from targets.agent.dataplane import SplitRunner
 from targets.agent.early_exit import EarlyExitModel
 from targets.agent.facts import peak_rss_mb
 from targets.agent.wire import ACCURACY, LOAD, WARMUP, WINDOW, DeviceEnergy, JobRequest, JobResult, Progress
@@ -37,12 +40,23 @@ def backend_class(request: JobRequest):
                           "that provides it there".format(request.backend, request.backend_ref, exc)) from None
 
 
+def stage_options(request) -> dict:
+    """The target's options for the request's backend, with the artifact's own over them."""
+    options = dict(request.backend_options)
+    options.update(request.artifact.get("backend_options", {}).get(request.backend, {}))
+    return options
+
+
 def load_model(request: JobRequest):
-    """The backend (or, for an early-exit artifact, its two stages and the exit rule)."""
+    """The backend (or, for an early-exit artifact, its two stages and the exit rule; for a split job, its
+    head and the connection to the server running its tail)."""
     backend_cls = backend_class(request)
     artifact = request.artifact
-    options = dict(request.backend_options)
-    options.update(artifact.get("backend_options", {}).get(request.backend, {}))
+    options = stage_options(request)
+    if request.split is not None:
+        from targets.agent.split import open_split
+
+        return open_split(request, backend_cls, options)
     if not artifact.get("stages"):
         backend = backend_cls(request.threads, options)
         backend.load(artifact)
@@ -95,7 +109,7 @@ def run_job(request: JobRequest, send) -> JobResult:
 
 
 def _accuracy_pass(model, x, y, fixed_batch, send) -> int:
-    eval_batch = fixed_batch or 256
+    eval_batch = fixed_batch or getattr(model, "accuracy_batch", None) or 256
     correct = 0
     for start in range(0, len(x), eval_batch):
         chunk = x[start:start + eval_batch]
@@ -111,6 +125,14 @@ def _accuracy_pass(model, x, y, fixed_batch, send) -> int:
 def _measure(request: JobRequest, monitor, send) -> JobResult:
     send(Progress(LOAD, 0, 1))
     model = load_model(request)
+    try:
+        return _measure_model(request, model, monitor, send)
+    finally:
+        if isinstance(model, SplitRunner):
+            model.close()
+
+
+def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
     early_exit = isinstance(model, EarlyExitModel)
     batch_size = request.batch_size
     fixed_batch = None if early_exit else model.fixed_batch
@@ -140,6 +162,10 @@ def _measure(request: JobRequest, monitor, send) -> JobResult:
         h2d_ms=(model.copy_times or {}).get("h2d_ms"), d2h_ms=(model.copy_times or {}).get("d2h_ms"),
         warnings=[model.measurement_note] if model.measurement_note else [],
         device_energy=device_energy(monitor, timed.windows, batch_size) if monitor is not None else None)
+    if isinstance(model, SplitRunner):
+        result.split_times = model.split_times(len(latency))
+        result.payload_bytes = model.payload_bytes
+        result.link_measured_mbit, result.link_rtt_ms = model.link_measured_mbit, model.link_rtt_ms
     if request.latency_out:
         np.save(request.latency_out, latency)
         result.latency_out = request.latency_out

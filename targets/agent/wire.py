@@ -12,6 +12,11 @@ One JSON object per line, each with "type":
     agent -> host  progress  Progress     phase ("load", "accuracy", "warmup", "window"), done, total
     agent -> host  result    JobResult    accuracy, raw latency samples, windows, board-side energy
     agent -> host  error     JobFailed    kind "skip" (cannot run by design) or "fail"
+    host -> agent  serve     ServeRequest the server of a split job: load the tail, listen on the data plane
+    agent -> host  serving   Serving      the address it listens on; it serves until the host closes stdin
+
+A split job's payloads go from the device agent to the server agent directly (targets/agent/dataplane.py),
+never through these lines: JobRequest.split says where the server listens.
 """
 
 from __future__ import annotations
@@ -21,12 +26,19 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import List, Optional
 
 # 3: typed messages, wire_version (was "protocol"), backend and power sources named by import reference
-WIRE_VERSION = 3
+# 4: split computing: JobRequest.split, serve / serving, JobResult's split_times, payload and link figures
+WIRE_VERSION = 4
 
 # A job's phases, in order, as Progress reports them.
 LOAD, ACCURACY, WARMUP, WINDOW = PHASES = ("load", "accuracy", "warmup", "window")
 # JobFailed kinds: a job this device cannot run by design (recorded as skipped), or a failure.
 SKIP, FAIL = FAILURE_KINDS = ("skip", "fail")
+# JobRequest.split: where the server agent listens, the data plane's one-way delay, the bytes of the link's
+# throughput probe, and optionally how long the device waits on the server before the job fails.
+SPLIT_PLAN_KEYS = ("host", "port", "delay_ms", "probe_bytes")
+SPLIT_PLAN_OPTIONAL = ("timeout_s",)
+# JobResult.split_times: medians over the timed iterations, on the device's clock.
+SPLIT_TIMES_KEYS = ("head_ms", "serialize_ms", "transfer_ms", "tail_ms")
 
 
 class WireError(ValueError):
@@ -63,7 +75,31 @@ class JobRequest:
     measurement_protocol: dict   # MeasurementProtocol.to_dict()
     latency_out: Optional[str] = None   # a local .npy path; None: samples come back inline
     power: Optional[dict] = None        # a board-side power source: PowerSpec as a dict, with source_ref
+    split: Optional[dict] = None        # a split job: SPLIT_PLAN_KEYS; the device runs files["head"] (if any)
     type: str = "job"
+
+
+@dataclass
+class ServeRequest:
+    """Run a split job's tail (artifact files["tail"]) for the device agents that connect to bind_host:port."""
+
+    job_id: str
+    backend: str
+    backend_ref: str
+    threads: int
+    backend_options: dict
+    artifact: dict               # as the server sees it
+    bind_host: str
+    port: int = 0                # 0: any free port (Serving says which)
+    delay_ms: float = 0.0        # one-way delay added to every frame this side receives
+    type: str = "serve"
+
+
+@dataclass
+class Serving:
+    host: str
+    port: int
+    type: str = "serving"
 
 
 @dataclass
@@ -103,6 +139,10 @@ class JobResult:
     d2h_ms: Optional[float] = None
     warnings: List[str] = field(default_factory=list)
     device_energy: Optional[DeviceEnergy] = None
+    split_times: Optional[dict] = None          # split jobs: SPLIT_TIMES_KEYS, medians in ms
+    payload_bytes: Optional[int] = None         # tensor bytes sent per inference at the job's batch size
+    link_measured_mbit: Optional[float] = None  # probed by the device over the data plane before the job
+    link_rtt_ms: Optional[float] = None
     type: str = "result"
 
 
@@ -114,9 +154,9 @@ class JobFailed:
     type: str = "error"
 
 
-HOST_TO_AGENT = {"clock": ClockPing, "job": JobRequest}
+HOST_TO_AGENT = {"clock": ClockPing, "job": JobRequest, "serve": ServeRequest}
 AGENT_TO_HOST = {"hello": Hello, "clock": ClockReply, "progress": Progress, "result": JobResult,
-                 "error": JobFailed}
+                 "error": JobFailed, "serving": Serving}
 
 
 def encode(message) -> str:
@@ -139,7 +179,48 @@ def _build(cls, data: dict):
         raise WireError("progress phase {!r}; expected one of {}".format(message.phase, ", ".join(PHASES)))
     if isinstance(message, JobFailed) and message.kind not in FAILURE_KINDS:
         raise WireError("error kind {!r}; expected one of {}".format(message.kind, ", ".join(FAILURE_KINDS)))
+    if isinstance(message, JobRequest) and message.split is not None:
+        _check_split_plan(message.split)
+    if isinstance(message, (ServeRequest, Serving)):
+        _check_address(message.type, message.bind_host if isinstance(message, ServeRequest) else message.host,
+                       message.port, 0)
+    if isinstance(message, ServeRequest) and not _number(message.delay_ms, 0):
+        raise WireError("serve delay_ms {!r}; expected a number >= 0".format(message.delay_ms))
+    if isinstance(message, JobResult) and message.split_times is not None:
+        if not isinstance(message.split_times, dict) or sorted(message.split_times) != sorted(SPLIT_TIMES_KEYS):
+            raise WireError("result split_times {!r}; expected the keys {}".format(
+                message.split_times, ", ".join(SPLIT_TIMES_KEYS)))
     return message
+
+
+def _number(value, minimum) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_address(what: str, host, port, min_port: int) -> None:
+    if not isinstance(host, str) or not host:
+        raise WireError("{} host {!r}; expected a non-empty string".format(what, host))
+    if not isinstance(port, int) or isinstance(port, bool) or not min_port <= port <= 65535:
+        raise WireError("{} port {!r}; expected an integer in {}..65535".format(what, port, min_port))
+
+
+def _check_split_plan(plan) -> None:
+    if not isinstance(plan, dict):
+        raise WireError("job split {!r}; expected an object with {}".format(plan, ", ".join(SPLIT_PLAN_KEYS)))
+    missing = [k for k in SPLIT_PLAN_KEYS if k not in plan]
+    unknown = sorted(set(plan) - set(SPLIT_PLAN_KEYS) - set(SPLIT_PLAN_OPTIONAL))
+    if missing or unknown:
+        raise WireError("job split with {}; expected the keys {} (optional: {})".format(
+            "; ".join(filter(None, ["missing " + ", ".join(missing) if missing else "",
+                                    "unknown " + ", ".join(unknown) if unknown else ""])),
+            ", ".join(SPLIT_PLAN_KEYS), ", ".join(SPLIT_PLAN_OPTIONAL)))
+    _check_address("job split", plan["host"], plan["port"], 1)
+    if not _number(plan["delay_ms"], 0):
+        raise WireError("job split delay_ms {!r}; expected a number >= 0".format(plan["delay_ms"]))
+    if not isinstance(plan["probe_bytes"], int) or isinstance(plan["probe_bytes"], bool) or plan["probe_bytes"] < 0:
+        raise WireError("job split probe_bytes {!r}; expected an integer >= 0".format(plan["probe_bytes"]))
+    if "timeout_s" in plan and not (_number(plan["timeout_s"], 0) and plan["timeout_s"] > 0):
+        raise WireError("job split timeout_s {!r}; expected a number > 0".format(plan["timeout_s"]))
 
 
 def decode(line, direction: dict):

@@ -3,7 +3,9 @@
 A family is a module (or any object) with `parse(table) -> params` (validates the variant's keys in the
 workload file, naming file and key), `precision(params)` (known before building, for planning),
 `build(base, variant) -> Artifact` (cached by the base model, the family, its parameters and its code)
-and optionally `expand(name, params) -> [(name, params), ...]` (one entry -> several variants). Families
+and optionally `expand(name, params) -> [(name, params), ...]` (one entry -> several variants) and
+`STRATEGY` (split computing: "offload", "split" or "bottleneck"; such variants run once per link setting,
+head on the device and tail on a server; default "local": whole on the device). Families
 are the `edgebench.variants` entry-point group, so a separate package can add one; they are imported when
 first used.
 """
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from typing import Callable, NamedTuple
 
 from harness.core.errors import ConfigError
+from harness.core.jobs import LOCAL
 from harness.core.plugins import find, registry
 
 GROUP = "edgebench.variants"
@@ -28,6 +31,7 @@ class Family(NamedTuple):
     precision: Callable[[dict], str]
     build: Callable
     expand: Callable[[str, dict], list[tuple[str, dict]]] = single  # one entry -> several variants
+    strategy: str = LOCAL
 
 
 def load_family(name: str, where: str = "") -> Family:
@@ -39,7 +43,8 @@ def load_family(name: str, where: str = "") -> Family:
         raise ConfigError(f"{where + ': ' if where else ''}variant family '{name}' ({plugin.ref}, from "
                           f"{plugin.origin}) has no {', '.join(missing)}: a family provides parse, "
                           f"precision, build and optionally expand")
-    return Family(obj.parse, obj.precision, obj.build, getattr(obj, "expand", single))
+    return Family(obj.parse, obj.precision, obj.build, getattr(obj, "expand", single),
+                  getattr(obj, "STRATEGY", LOCAL))
 
 
 class _Families(Mapping):
