@@ -62,6 +62,8 @@ class SplitPlan:
     delay_ms: float = 0.0
     probe_bytes: int = 1 << 20
     timeout_s: float = 60.0
+    # False: skip the accuracy pass (measured through the same head and tail over another link already)
+    accuracy_pass: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)

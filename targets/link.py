@@ -54,8 +54,12 @@ QUEUE_LATENCY = "100ms"
 COMMAND_TIMEOUT_S = 30
 CARRIER_TIMEOUT_S = 5
 
-CPU_PERIOD_US = 100_000
-MIN_CPU_SHARE = 0.01  # the kernel refuses a CFS quota under 1 ms per period
+# CFS lets a group run `quota` per `period` at full speed, then stalls it: an inference shorter than the
+# quota is not slowed at all, only throttled now and then. So the period is as short as the kernel allows
+# (the quota may not go under 1 ms): a quarter of a core is 1 ms in every 4 ms, and work longer than the
+# period is slowed about evenly. Work shorter than it still runs at full speed: say so where it matters.
+MIN_CPU_QUOTA_US = 1000
+MIN_CPU_SHARE = 0.01  # a 1 ms quota in the longest period, 100 ms
 CGROUP_V1_DIRS = (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpu,cpuacct"))
 CGROUP_V2_ROOT = Path("/sys/fs/cgroup")
 # Moves the shell into the cgroup (procs file as $1), then becomes the wrapped command: constant text,
@@ -349,7 +353,8 @@ class CpuQuota:
                               f"{MIN_CPU_SHARE} to {cores} (this machine's cores), e.g. 0.25")
         self.share = float(share)
         self.name = f"{_base_name(tag)}-cpu"
-        self.quota_us = round(self.share * CPU_PERIOD_US)
+        self.period_us = max(MIN_CPU_QUOTA_US, round(MIN_CPU_QUOTA_US / self.share))
+        self.quota_us = round(self.share * self.period_us)
         self.path: Path | None = None
         self.wrapper: list[str] = []
         self.label = ""
@@ -374,10 +379,10 @@ class CpuQuota:
             self.path = root / self.name
             self.path.mkdir()
             if version == "v1":
-                (self.path / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                (self.path / "cpu.cfs_period_us").write_text(str(self.period_us))
                 (self.path / "cpu.cfs_quota_us").write_text(str(self.quota_us))
             else:
-                (self.path / "cpu.max").write_text(f"{self.quota_us} {CPU_PERIOD_US}")
+                (self.path / "cpu.max").write_text(f"{self.quota_us} {self.period_us}")
         except OSError as error:
             self._remove(raise_errors=False)
             raise ConfigError(f"device_cpu_quota: cannot set up cgroup {root / self.name} ({error}); "
@@ -387,7 +392,8 @@ class CpuQuota:
             raise
         self.wrapper = ["sh", "-c", INTO_CGROUP, "sh", str(self.procs_path)]
         kind = "cgroup v1 cfs quota" if version == "v1" else "cgroup v2 cpu.max"
-        self.label = f"device emulated at {_number(self.share)} of a CPU core ({kind})"
+        self.label = (f"device emulated at {_number(self.share)} of a CPU core ({kind}: "
+                      f"{self.quota_us / 1000:g} ms per {self.period_us / 1000:g} ms)")
         return self
 
     def __exit__(self, kind, error, trace) -> None:

@@ -325,7 +325,7 @@ class Bench:
         baselines = BaselineAccuracies(store.rows())
         self.reporter.run_started(len(pending))
         # the jobs that run whole on the device first, then those of each link setting in turn
-        for link in dict.fromkeys(job.link for job in sorted(pending, key=lambda j: j.link != "")):
+        for link in split.run_order(pending):
             with split.over(link):
                 for job in (j for j in pending if j.link == link):
                     self._measure_job(run, session, store, job, artifacts[(job.workload, job.variant)],
@@ -346,6 +346,8 @@ class Bench:
                 # a target without split jobs need not know the keyword (plug-in targets)
                 m = session.run(job, staged, measurement_protocol, options, self.reporter.job_progress,
                                 **({"split": plan} if plan is not None else {}))
+            if job.link:
+                split.complete(job, m)
             row = measured_row(row, job, m, store, artifact, baselines)
             if power is not None or m.device_energy is not None:
                 power_reasons = add_energy(row, power, job, m, store)

@@ -94,6 +94,8 @@ class SplitJobs:
         self.link = None           # the open link (NamespaceLink / LoopbackLink) and its PlannedLink
         self.planned = None
         self.tag = f"{os.getpid() % 100000}"
+        # a split variant's accuracy through its head and tail, measured once (over the fastest link)
+        self.accuracies: dict[tuple, tuple] = {}
 
     def __enter__(self) -> SplitJobs:
         if self.quota_share is not None:
@@ -109,8 +111,33 @@ class SplitJobs:
                 self.device.set_agent_wrapper([])
 
     def _device_wrapper(self) -> list[str]:
-        words = list(self.link.device_wrapper) if self.link is not None else []
-        return words + (list(self.quota.wrapper) if self.quota is not None else [])
+        # the cgroup first: `ip netns exec` mounts the namespace's own /sys, where the group is not
+        words = list(self.quota.wrapper) if self.quota is not None else []
+        return words + (list(self.link.device_wrapper) if self.link is not None else [])
+
+    def run_order(self, pending: list[Job]) -> list[str]:
+        """The link settings of the pending jobs: "" (jobs whole on the device) first, then the fastest
+        link first, so the accuracy pass, which crosses the link once per evaluation sample, runs there."""
+        def speed(name: str) -> float:
+            planned = self.links.get(name)
+            rate = planned.setting.rate_mbit if planned is not None else None
+            return -1.0 if not name else -(rate if rate is not None else float("inf"))
+
+        return sorted(dict.fromkeys(job.link for job in pending), key=speed)
+
+    @staticmethod
+    def _accuracy_key(job: Job) -> tuple:
+        return job.workload, job.variant, job.backend, job.threads, job.batch_size
+
+    def complete(self, job: Job, m) -> None:
+        """Keep a split job's accuracy, or fill in the one measured over another link."""
+        key = self._accuracy_key(job)
+        if m.accuracy is not None:
+            self.accuracies.setdefault(key, (m.accuracy, m.n_correct, m.n_eval, job.link))
+            return
+        m.accuracy, m.n_correct, m.n_eval, link = self.accuracies[key]
+        m.warnings.append(f"accuracy measured through the same head and tail over link {link} (a link does "
+                          f"not change it), not again over this one")
 
     @property
     def quota_label(self) -> str | None:
@@ -163,7 +190,8 @@ class SplitJobs:
             wrapper = list(self.link.server_wrapper)
         with self.server.serve(job, staged, backend_options, bind_host=bind, delay_ms=delay_ms,
                                wrapper=wrapper) as (_, port):
-            yield SplitPlan(address, port, delay_ms, self.planned.probe_bytes)
+            yield SplitPlan(address, port, delay_ms, self.planned.probe_bytes,
+                            accuracy_pass=self._accuracy_key(job) not in self.accuracies)
 
 
 def split_analysis(onnx_path, sample_shape: tuple) -> dict:

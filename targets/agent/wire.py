@@ -36,7 +36,7 @@ SKIP, FAIL = FAILURE_KINDS = ("skip", "fail")
 # JobRequest.split: where the server agent listens, the data plane's one-way delay, the bytes of the link's
 # throughput probe, and optionally how long the device waits on the server before the job fails.
 SPLIT_PLAN_KEYS = ("host", "port", "delay_ms", "probe_bytes")
-SPLIT_PLAN_OPTIONAL = ("timeout_s",)
+SPLIT_PLAN_OPTIONAL = ("timeout_s", "accuracy_pass")
 # JobResult.split_times: medians over the timed iterations, on the device's clock.
 SPLIT_TIMES_KEYS = ("head_ms", "serialize_ms", "transfer_ms", "tail_ms")
 
@@ -124,8 +124,8 @@ class DeviceEnergy:
 
 @dataclass
 class JobResult:
-    accuracy: float
-    n_correct: int
+    accuracy: Optional[float]    # None: a split job told not to repeat its accuracy pass (accuracy_pass)
+    n_correct: Optional[int]
     n_eval: int
     windows: List[list]          # [start_ns, end_ns, n_iterations] on the device's clock
     warmup_iterations: int
@@ -221,6 +221,8 @@ def _check_split_plan(plan) -> None:
         raise WireError("job split probe_bytes {!r}; expected an integer >= 0".format(plan["probe_bytes"]))
     if "timeout_s" in plan and not (_number(plan["timeout_s"], 0) and plan["timeout_s"] > 0):
         raise WireError("job split timeout_s {!r}; expected a number > 0".format(plan["timeout_s"]))
+    if not isinstance(plan.get("accuracy_pass", True), bool):
+        raise WireError("job split accuracy_pass {!r}; expected true or false".format(plan["accuracy_pass"]))
 
 
 def decode(line, direction: dict):

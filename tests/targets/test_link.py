@@ -285,8 +285,33 @@ def test_a_quarter_core_quota_holds_a_busy_loop_to_a_quarter_of_the_wall_time():
     print(f"\nbusy loop under {quota.label}: {share:.3f} of the wall time on the CPU")
     assert 0.15 <= share <= 0.35
     assert not path.exists()
-    assert quota.label in ("device emulated at 0.25 of a CPU core (cgroup v1 cfs quota)",
-                           "device emulated at 0.25 of a CPU core (cgroup v2 cpu.max)")
+    assert (quota.quota_us, quota.period_us) == (1000, 4000)  # the shortest period the kernel allows
+    assert quota.label in ("device emulated at 0.25 of a CPU core (cgroup v1 cfs quota: 1 ms per 4 ms)",
+                           "device emulated at 0.25 of a CPU core (cgroup v2 cpu.max: 1 ms per 4 ms)")
+
+
+# One 20 ms chunk of CPU work at a time, each timed: the wall time per chunk over its CPU time.
+CHUNKS = """
+import time, statistics
+ratios = []
+for _ in range(15):
+    w0, c0 = time.perf_counter(), time.process_time()
+    while time.process_time() - c0 < 0.02:
+        pass
+    ratios.append((time.perf_counter() - w0) / (time.process_time() - c0))
+print(statistics.median(ratios))
+"""
+
+
+@needs_cgroup
+def test_a_quota_slows_each_piece_of_work_longer_than_its_period_not_only_the_average():
+    """What a slower device means for latency: every 20 ms of work takes about 80 ms at a quarter core (with
+    the default 100 ms period, a 20 ms piece would often run at full speed and stall later)."""
+    with CpuQuota(0.25, tag="test") as quota:
+        ratio = float(subprocess.run([*quota.wrapper, sys.executable, "-c", CHUNKS], capture_output=True,
+                                     text=True, check=True, timeout=60).stdout)
+    print(f"\nmedian wall / CPU time of a 20 ms piece of work at a quarter core: {ratio:.2f}")
+    assert 3.0 <= ratio <= 5.5
 
 
 @needs_cgroup

@@ -77,7 +77,7 @@ def job_line(split) -> str:
     ("10.231.0.2:40123", "job split '10.231.0.2:40123'; expected an object with host, port"),
     ({k: v for k, v in SPLIT.items() if k != "port"}, "job split with missing port; expected the keys"),
     (dict(SPLIT, relay="x"), "job split with unknown relay; expected the keys host, port, delay_ms, probe_bytes "
-                             r"\(optional: timeout_s\)"),
+                             r"\(optional: timeout_s, accuracy_pass\)"),
     (dict(SPLIT, host=""), "job split host ''; expected a non-empty string"),
     (dict(SPLIT, port=0), r"job split port 0; expected an integer in 1..65535"),
     (dict(SPLIT, port=True), r"job split port True; expected an integer in 1..65535"),
