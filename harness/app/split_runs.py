@@ -21,7 +21,6 @@ from targets.base import Session, SplitPlan
 from targets.link import CpuQuota, LinkSetting, LoopbackLink, NamespaceLink
 
 NAMESPACES, LOOPBACK, NETWORK = "namespaces", "loopback", "network"
-LOOPBACK_SHAPING = "none: loopback, unshaped"
 NETWORK_SHAPING = "none: the real network between device and server, as it is"
 
 # The device measures the link's throughput with this much data before a job: about half a second at the
@@ -118,12 +117,12 @@ class SplitJobs:
     def run_order(self, pending: list[Job]) -> list[str]:
         """The link settings of the pending jobs: "" (jobs whole on the device) first, then the fastest
         link first, so the accuracy pass, which crosses the link once per evaluation sample, runs there."""
-        def speed(name: str) -> float:
+        def order(name: str) -> tuple[bool, float]:
             planned = self.links.get(name)
             rate = planned.setting.rate_mbit if planned is not None else None
-            return -1.0 if not name else -(rate if rate is not None else float("inf"))
+            return bool(name), -(rate if rate is not None else float("inf"))
 
-        return sorted(dict.fromkeys(job.link for job in pending), key=speed)
+        return sorted(dict.fromkeys(job.link for job in pending), key=order)
 
     @staticmethod
     def _accuracy_key(job: Job) -> tuple:

@@ -67,7 +67,7 @@ def test_local_offload_and_split_over_loopback_with_the_breakdown_and_the_analys
         row = by_variant[name]
         assert (row["strategy"], row["link"]) == (strategy, "loopback")
         assert row["job_id"].endswith("__loopback")
-        assert row["link_shaping"] == "none: loopback, unshaped" and row["link_rate_mbit"] == ""
+        assert row["link_shaping"].startswith("none: loopback, unshaped") and row["link_rate_mbit"] == ""
         for part in ("head_ms", "serialize_ms", "transfer_ms", "tail_ms", "link_measured_mbit", "link_rtt_ms"):
             assert float(row[part]) >= 0, part
         # the parts happen one after the other inside every timed iteration
