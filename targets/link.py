@@ -213,7 +213,7 @@ class NamespaceLink:
         return self.setting.delay_ms
 
     def __enter__(self) -> NamespaceLink:
-        _require_namespaces(tc=self.setting.rate_mbit is not None)
+        require_namespaces(tc=self.setting.rate_mbit is not None)
         remove_stale()
         try:
             self._make()
@@ -314,7 +314,7 @@ def _dotted(address: int) -> str:
     return ".".join(str((address >> shift) & 255) for shift in (24, 16, 8, 0))
 
 
-def _require_namespaces(tc: bool) -> None:
+def require_namespaces(tc: bool) -> None:
     missing = [tool for tool in ("ip", "tc")[:2 if tc else 1] if not shutil.which(tool)]
     if os.geteuid() != 0:
         reason = f"this process runs as uid {os.geteuid()}"
@@ -363,7 +363,9 @@ class CpuQuota:
     def procs_path(self) -> Path:
         return self.path / "cgroup.procs"
 
-    def __enter__(self) -> CpuQuota:
+    def check(self) -> tuple[str, Path]:
+        """(cgroup version, root) where this quota can be set, or one ConfigError line saying why not
+        (called before anything is built, and again on entering)."""
         found = cpu_controller()
         if os.geteuid() != 0 or found is None:
             reason = (f"this process runs as uid {os.geteuid()}" if os.geteuid() != 0
@@ -371,7 +373,10 @@ class CpuQuota:
             raise ConfigError(f"device_cpu_quota = {_number(self.share)} needs a cgroup with the cpu controller "
                               f"and root ({reason}); run as root on a machine with one, or leave device_cpu_quota "
                               "out (the device then runs at the server's full speed)")
-        version, root = found
+        return found
+
+    def __enter__(self) -> CpuQuota:
+        version, root = self.check()
         remove_stale()
         try:
             if version == "v2":

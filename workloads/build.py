@@ -89,7 +89,8 @@ class BaseModel:
 
         if self.torch_model is None:
             raise ConfigError(f"{self.workload.file}: the {family} family needs a PyTorch reference model "
-                              f"([model] arch = ...); a user's ONNX file can be quantized only")
+                              f"([model] arch = ...); a user's ONNX file takes the families quantize, offload and "
+                              f"split")
         spec = self.torch_model
         model = build_model(spec["arch"], spec["in_channels"], spec["n_classes"], spec["params"])
         model.load_state_dict(torch.load(self.torch_state_path, map_location="cpu", weights_only=True))

@@ -18,7 +18,7 @@ import numpy as np
 from harness.core.errors import ConfigError
 from harness.core.jobs import LOCAL, Artifact, Job
 from targets.base import Session, SplitPlan
-from targets.link import CpuQuota, LinkSetting, LoopbackLink, NamespaceLink
+from targets.link import CpuQuota, LinkSetting, LoopbackLink, NamespaceLink, require_namespaces
 
 NAMESPACES, LOOPBACK, NETWORK = "namespaces", "loopback", "network"
 NETWORK_SHAPING = "none: the real network between device and server, as it is"
@@ -53,6 +53,8 @@ def has_split_variants(workloads, suite: str) -> bool:
 def plan_links(run, device_is_local: bool) -> list[PlannedLink]:
     """The links split jobs run over (none when the run has no split variant)."""
     settings = run.suite.split
+    if settings.device_cpu_quota is not None and device_is_local:
+        CpuQuota(settings.device_cpu_quota).check()
     if settings.device_cpu_quota is not None and not device_is_local:
         raise ConfigError(f"{run.suite.file}: key 'split.device_cpu_quota' emulates a slower device on this "
                           f"machine; the device {run.target.name} is a board, measured at its own speed: "
@@ -66,6 +68,8 @@ def plan_links(run, device_is_local: bool) -> list[PlannedLink]:
         return [PlannedLink(NETWORK, NETWORK, LinkSetting(None, 0.0))]
     if run.request.link == "none" or not settings.links:
         return [PlannedLink(LOOPBACK, LOOPBACK, LinkSetting(None, 0.0))]
+    # root and iproute2, checked before anything is built (the links are made when their jobs run)
+    require_namespaces(tc=any(s.rate_mbit is not None for s in settings.links))
     return [PlannedLink(s.name, NAMESPACES, s) for s in settings.links]
 
 

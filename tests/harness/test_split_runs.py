@@ -175,3 +175,24 @@ def test_splits_prints_where_a_user_model_can_be_cut(user_model, capsys):
     assert cuts == [["0", "view", "Reshape", "64", "256", "64", "0", "650"]]
     assert main(["splits"]) == 2
     assert "--model M.onnx or --workload W" in capsys.readouterr().err
+
+
+def test_without_root_namespaces_and_a_quota_are_refused_before_anything_is_built(tmp_path, capsys, monkeypatch):
+    files = split_files(tmp_path, """
+    [split]
+    device_cpu_quota = 0.5
+    [[link]]
+    rate_mbit = 10
+    """)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["bench", "--suite", str(files["suite"]), "--runs-dir", str(files["runs"]), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "device_cpu_quota" in err and "root" in err
+    files = split_files(tmp_path, """
+    [[link]]
+    rate_mbit = 10
+    """)
+    assert main(["bench", "--suite", str(files["suite"]), "--runs-dir", str(files["runs"]), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "need root" in err and "--link none" in err
+    assert not files["runs"].exists() or not any(files["runs"].iterdir())
