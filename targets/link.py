@@ -38,15 +38,14 @@ SUBNET_BASE = (10 << 24) | (231 << 16)  # 10.231.0.0/16, cut into 16384 /30s, on
 SUBNET_COUNT = 1 << 14
 DEVICE_VETH = "eb-dev0"
 SERVER_VETH = "eb-srv0"
-# The token bucket holds 1 ms of traffic, and at least one full frame (1514 B: MTU 1500 + Ethernet header; tbf
-# drops a packet bigger than its bucket) plus room for tc rounding the size to its time units. tc-tbf(8) asks
-# for burst >= rate/HZ so that a timer tick's worth of tokens is never thrown away; 1 ms is rate/HZ at HZ=1000,
-# and tbf refills from an hrtimer (the qdisc watchdog), not the tick, so that suffices on HZ=100/250 kernels:
-# measured on a HZ=250 kernel, bulk TCP gets 94-96% of 1, 10, 100 and 1000 Mbit/s (the rest is TCP/IP/Ethernet
-# headers), also with both cores busy. A bigger bucket is worse for split jobs: payloads are tens of kB sent
-# after an idle gap, and everything in a full bucket crosses at veth speed (with a 4 ms bucket, a 100 kB
-# payload crossed a 100 Mbit/s link in 4.6 ms instead of 8).
-BURST_S = 0.001
+# The token bucket holds 0.25 ms of traffic, and at least one full frame (1514 B: MTU 1500 + Ethernet header;
+# tbf drops a packet bigger than its bucket) plus room for tc rounding the size to its time units. tc-tbf(8)
+# asks for burst >= rate/HZ so that a timer tick's worth of tokens is never thrown away, but tbf refills from
+# an hrtimer (the qdisc watchdog), not the tick: measured on a HZ=250 kernel, bulk TCP gets 95-96% of 1, 10
+# and 100 Mbit/s with a 0.25 ms bucket (the rest is TCP/IP/Ethernet headers). A bigger bucket is worse for
+# split jobs: payloads are tens of kB sent after an idle gap, and everything in a full bucket crosses at veth
+# speed (a 75 kB payload crossed 100 Mbit/s 1 ms early with a 1 ms bucket, 100 kB 3.4 ms early with 4 ms).
+BURST_S = 0.00025
 MIN_BURST_BYTES = 1600
 # The queue behind the bucket: 100 ms of traffic. Enough that a TCP flow keeps the link busy at every rate,
 # bounded so that a backlog adds at most 100 ms to what the data plane measures.

@@ -186,20 +186,22 @@ def describe_splits(onnx_path, sample_shape: tuple[int, ...]) -> str:
     if not candidates:
         lines.append("no tensor alone separates this network into a head and a tail")
         return "\n".join(lines)
-    rows = [("#", "tensor", "op", "shape", "fp32 bytes", "int8 bytes", "head MACs", "tail MACs", "bottleneck")]
+    rows = [("#", "tensor", "op", "shape", "fp32 bytes", "fp16 bytes", "int8 bytes", "head MACs", "head params",
+             "tail MACs", "bottleneck")]
     for c in candidates:
         rows.append((str(c.index), c.tensor, c.op, "x".join(map(str, c.shape)) or "scalar",
-                     f"{c.payload_bytes_fp32:,}", f"{c.payload_bytes_int8:,}", _count(c.head_macs),
-                     _count(c.tail_macs), "*" if c.natural_bottleneck else ""))
+                     f"{c.payload_bytes_fp32:,}", f"{c.payload_bytes_fp16:,}", f"{c.payload_bytes_int8:,}",
+                     _count(c.head_macs), f"{c.head_params:,}", _count(c.tail_macs),
+                     "*" if c.natural_bottleneck else ""))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
-    numeric = {0, 4, 5, 6, 7}
+    numeric = {0, 4, 5, 6, 7, 8, 9}
     for n, row in enumerate(rows):
         lines.append("  ".join(cell.rjust(w) if k in numeric else cell.ljust(w)
                                for k, (cell, w) in enumerate(zip(row, widths))).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("* natural bottleneck: payload smaller than the input and than every earlier cut's; "
-                 "head/tail MACs at batch 1; fp16 bytes = 2 x int8 bytes")
+                 "head/tail MACs at batch 1, per sample")
     return "\n".join(lines)
 
 

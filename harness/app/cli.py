@@ -22,7 +22,8 @@ def _bench(args) -> int:
                                           ("--workload", args.workload), ("--model", args.model),
                                           ("--data", args.data), ("--backend", args.backend),
                                           ("--threads", args.threads), ("--batch-size", args.batch_size),
-                                          ("--power", args.power), ("--link", args.link)) if value]
+                                          ("--power", args.power), ("--link", args.link),
+                                          ("--server-address", args.server_address)) if value]
         if given:
             raise ConfigError(f"--resume {args.resume} with {', '.join(given)}: a resumed run asks what it "
                               f"asked when it started; start a new run to change it")
@@ -37,7 +38,7 @@ def _bench(args) -> int:
                                    model=_absolute(args.model), data=_absolute(args.data),
                                    backends=args.backend or [],
                                    threads=args.threads or [], batch_sizes=args.batch_size or [],
-                                   power=args.power, link=args.link)
+                                   power=args.power, link=args.link, server_address=args.server_address)
             store = bench.start(request, Path(args.runs_dir))
     # a job retried by --resume has several rows: its last one is its result
     rows = list({r["job_id"]: r for r in store.rows()}.values())
@@ -79,6 +80,10 @@ def _splits(args) -> int:
 
 def _model_sample_shape(path: Path, given: str | None) -> tuple[int, ...]:
     """One sample's shape: --input-shape, else the model's first input without its batch axis."""
+    from workloads.build import load_user_onnx
+    from workloads.costs import signature
+
+    model = load_user_onnx(path, "--model")  # a missing or corrupt file is one line, shape given or not
     if given:
         try:
             shape = tuple(int(d) for d in given.split(","))
@@ -88,10 +93,7 @@ def _model_sample_shape(path: Path, given: str | None) -> tuple[int, ...]:
             raise ConfigError(f"--input-shape {given}: accepted: positive integers separated by commas, one "
                               f"sample without the batch axis (e.g. 1,28,28)")
         return shape
-    from workloads.build import load_user_onnx
-    from workloads.costs import signature
-
-    sample = signature(load_user_onnx(path)).input_shape[1:]
+    sample = signature(model).input_shape[1:]
     if not all(isinstance(d, int) and d > 0 for d in sample):
         raise ConfigError(f"{path}: the first input's shape {list(sample)} has symbolic dimensions after the "
                           f"batch axis; give one sample's shape with --input-shape (e.g. 3,224,224)")
@@ -197,7 +199,11 @@ def parser() -> argparse.ArgumentParser:
                         "emulated-ina219 (a labelled emulation), none")
     b.add_argument("--link", choices=["none"],
                    help="split computing: 'none' runs split jobs over loopback, unshaped (labelled so), instead "
-                        "of the suite's [[link]] settings in network namespaces (which need root)")
+                        "of the suite's [[link]] settings in network namespaces, and leaves out device_cpu_quota "
+                        "(both need root)")
+    b.add_argument("--server-address", metavar="ADDRESS",
+                   help="split computing with a board as the device (or a remote server): the address at which "
+                        "the device reaches the server (overrides the suite's [split] server_address)")
     b.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
     b.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: only missing jobs run")
     b.add_argument("--quiet", action="store_true", help="no progress bars: one line per job (for CI)")

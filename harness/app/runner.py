@@ -11,7 +11,15 @@ from pathlib import Path
 
 from harness.app.progress import QuietReporter
 from harness.app.rows import add_energy, job_row, measured_row
-from harness.app.split_runs import PlannedLink, SplitJobs, check_server, plan_links, split_analysis, split_columns
+from harness.app.split_runs import (
+    PlannedLink,
+    SplitJobs,
+    check_server,
+    has_split_variants,
+    plan_split,
+    split_analysis,
+    split_columns,
+)
 from harness.app.suite import SuiteSpec, find_suite, suite_files
 from harness.core.baselines import BaselineAccuracies
 from harness.core.concurrent_runs import MeasuringRuns
@@ -48,6 +56,7 @@ class BenchRequest:
     batch_sizes: list[int] = field(default_factory=list)
     power: str | None = None                              # overrides the target's [power]
     link: str | None = None                               # "none": split jobs over loopback, unshaped
+    server_address: str | None = None                     # split jobs: how the device reaches the server
 
 
 @dataclass
@@ -170,15 +179,15 @@ def plan_jobs(run: ResolvedRun, facts: dict, links: list[PlannedLink] = ()) -> l
                               facts.get("cpu_count_usable") or facts.get("cpu_count") or 1)
     batches = [int(b) for b in run.request.batch_sizes or run.suite.batch_sizes]
     return expand(run.workloads, run.target.name, run.backends, threads, batches, run.suite.name,
-                  [link.name for link in links] or [""])
+                  [link.name for link in links])
 
 
-def open_server(run: ResolvedRun) -> Session:
+def open_server(run: ResolvedRun) -> tuple[Session, TargetSpec]:
     """The session that runs split jobs' tails ([split] server), checked before anything is built."""
     where = f"{run.suite.file}: key 'split.server'"
     spec = find_target(run.suite.split.server, where)
     check_server(run, list(spec.backends), f"{where} = {run.suite.split.server!r} ({spec.file})")
-    return load_adapter(spec.adapter, str(spec.file))(spec).open()
+    return load_adapter(spec.adapter, str(spec.file))(spec).open(), spec
 
 
 def new_run_id(runs_dir: Path, run: ResolvedRun) -> str:
@@ -239,10 +248,14 @@ class Bench:
             facts = session.info()
             # runs measuring on the machine the device is (the cpu target, or a board that is this host)
             same_machine = facts.get("hostname") == platform.node()
-            links = plan_links(run, same_machine)
-            if links:
-                server = open_server(run)
-            jobs = plan_jobs(run, facts, links)
+            server_spec = None
+            if has_split_variants(run.workloads, run.suite.name):
+                server, server_spec = open_server(run)
+            setup = plan_split(run, same_machine,
+                               server is not None and server.info().get("hostname") == platform.node())
+            for note in setup.notes:
+                self.reporter.note(note)
+            jobs = plan_jobs(run, facts, setup.links)
             finished = store.finished_job_ids() if store else set()
             pending = [j for j in jobs if j.job_id not in finished]
             try:
@@ -263,8 +276,7 @@ class Bench:
                     info = store.run_info()
                     info.setdefault("power", []).append(power.describe())  # one entry per (resumed) session
                     store.write_run_info(info)
-                split = SplitJobs(session, server, links, run.suite.split.device_cpu_quota,
-                                  run.suite.split.server_address)
+                split = SplitJobs(session, server, setup, server_spec.backend_options if server_spec else {})
                 with MeasuringRuns(store.dir) as neighbours, split:
                     self._measure(run, session, store, pending, artifacts, power,
                                   neighbours if same_machine else None, split)
@@ -342,7 +354,7 @@ class Bench:
         m = None
         try:
             staged = session.stage(artifact)
-            with (split.serving(job, artifact, options) if job.link else contextlib.nullcontext()) as plan:
+            with (split.serving(job, artifact) if job.link else contextlib.nullcontext()) as plan:
                 # a target without split jobs need not know the keyword (plug-in targets)
                 m = session.run(job, staged, measurement_protocol, options, self.reporter.job_progress,
                                 **({"split": plan} if plan is not None else {}))
@@ -351,6 +363,10 @@ class Bench:
             row = measured_row(row, job, m, store, artifact, baselines)
             if power is not None or m.device_energy is not None:
                 power_reasons = add_energy(row, power, job, m, store)
+                if job.link and split.shares_machine:
+                    row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
+                        "energy covers the device and the server agent: both ran on this machine, under one "
+                        "power source")]))
         except SkipJob as exc:
             row.update(status="skipped", reason=str(exc))
         except JobError as exc:

@@ -26,8 +26,13 @@ NETWORK_SHAPING = "none: the real network between device and server, as it is"
 # The device measures the link's throughput with this much data before a job: about half a second at the
 # nominal rate, so a slow link does not cost minutes and a fast one is not measured on a few packets.
 PROBE_S = 0.5
-PROBE_MIN_BYTES = 64 * 1024
+PROBE_MIN_BYTES = 16 * 1024
+PROBE_MAX_BYTES = 64 * 1024 * 1024
 PROBE_UNSHAPED_BYTES = 8 * 1024 * 1024
+# The device waits on the server at least this long, and on a slow link four times what the largest frame
+# (the accuracy pass's 1 MiB batches) takes to cross.
+MIN_TIMEOUT_S = 60.0
+LARGEST_FRAME_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,13 @@ class PlannedLink:
     def probe_bytes(self) -> int:
         if self.setting.rate_mbit is None:
             return PROBE_UNSHAPED_BYTES
-        return max(PROBE_MIN_BYTES, int(self.setting.rate_mbit * 1e6 / 8 * PROBE_S))
+        return min(PROBE_MAX_BYTES, max(PROBE_MIN_BYTES, int(self.setting.rate_mbit * 1e6 / 8 * PROBE_S)))
+
+    @property
+    def timeout_s(self) -> float:
+        rate = self.setting.rate_mbit
+        slowest_s = 0.0 if rate is None else 8 * max(LARGEST_FRAME_BYTES, self.probe_bytes) / (rate * 1e6)
+        return max(MIN_TIMEOUT_S, 4 * slowest_s + 4 * self.setting.delay_ms / 1e3)
 
 
 def has_split_variants(workloads, suite: str) -> bool:
@@ -50,27 +61,51 @@ def has_split_variants(workloads, suite: str) -> bool:
                for w in workloads for v in w.variants)
 
 
-def plan_links(run, device_is_local: bool) -> list[PlannedLink]:
-    """The links split jobs run over (none when the run has no split variant)."""
-    settings = run.suite.split
-    if settings.device_cpu_quota is not None and device_is_local:
-        CpuQuota(settings.device_cpu_quota).check()
-    if settings.device_cpu_quota is not None and not device_is_local:
-        raise ConfigError(f"{run.suite.file}: key 'split.device_cpu_quota' emulates a slower device on this "
-                          f"machine; the device {run.target.name} is a board, measured at its own speed: "
-                          f"leave the key out")
+@dataclass
+class SplitSetup:
+    """How this run's split jobs run: their links (none: no split job runs), the device's emulated speed,
+    the server's address where device and server are apart, and what to tell the user once."""
+
+    links: list[PlannedLink]
+    device_cpu_quota: float | None
+    server_address: str | None
+    notes: list[str]
+
+
+def plan_split(run, device_is_local: bool, server_is_local: bool) -> SplitSetup:
+    """Links, quota and address for the run, checked before anything is built (root for namespaces and
+    cgroups); what cannot apply here is left out with a note, so a suite runs on every target."""
+    settings, notes = run.suite.split, []
+    quota = settings.device_cpu_quota
+    if quota is not None and run.request.link == "none":
+        notes.append(f"--link none: device_cpu_quota = {quota} left out (its cgroup needs root); the device "
+                     f"runs at this machine's full speed")
+        quota = None
+    elif quota is not None and not device_is_local:
+        notes.append(f"device_cpu_quota = {quota} ({run.suite.file}) left out: the device {run.target.name} is a "
+                     f"board, measured at its own speed")
+        quota = None
+    if quota is not None:
+        CpuQuota(quota).check()
     if not has_split_variants(run.workloads, run.suite.name):
-        return []
-    if not device_is_local:
-        if not settings.server_address:
-            raise ConfigError(f"{run.suite.file}: key 'split.server_address' is required when the device is a "
-                              f"board ({run.target.name}): the address at which the board reaches the server")
-        return [PlannedLink(NETWORK, NETWORK, LinkSetting(None, 0.0))]
-    if run.request.link == "none" or not settings.links:
-        return [PlannedLink(LOOPBACK, LOOPBACK, LinkSetting(None, 0.0))]
-    # root and iproute2, checked before anything is built (the links are made when their jobs run)
-    require_namespaces(tc=any(s.rate_mbit is not None for s in settings.links))
-    return [PlannedLink(s.name, NAMESPACES, s) for s in settings.links]
+        return SplitSetup([], quota, None, notes)
+    address = run.request.server_address or settings.server_address
+    if device_is_local and server_is_local:
+        if run.request.link == "none" or not settings.links:
+            return SplitSetup([PlannedLink(LOOPBACK, LOOPBACK, LinkSetting(None, 0.0))], quota, None, notes)
+        # root and iproute2, checked before anything is built (the links are made when their jobs run)
+        require_namespaces(tc=any(s.rate_mbit is not None for s in settings.links))
+        return SplitSetup([PlannedLink(s.name, NAMESPACES, s) for s in settings.links], quota, None, notes)
+    apart = (f"the device {run.target.name} is a board" if not device_is_local
+             else f"the server {settings.server} is another machine")
+    if not address:
+        notes.append(f"split jobs left out: {apart}; give the address at which the device reaches the server "
+                     f"(--server-address, or [split] server_address in {run.suite.file}) to run them")
+        return SplitSetup([], quota, None, notes)
+    if settings.links:
+        notes.append(f"{apart}: split jobs run over the real network to {address}, once; the suite's [[link]] "
+                     f"settings shape links on one machine only")
+    return SplitSetup([PlannedLink(NETWORK, NETWORK, LinkSetting(None, 0.0))], quota, address, notes)
 
 
 def check_server(run, server_backends: list[str], where: str) -> None:
@@ -78,20 +113,20 @@ def check_server(run, server_backends: list[str], where: str) -> None:
     missing = [b for b in run.backends if b not in server_backends]
     if missing:
         raise ConfigError(f"{where}: the server target runs {', '.join(server_backends)}, not "
-                          f"{', '.join(missing)}, which this run's split jobs use; choose a server that lists "
-                          f"them or run with --backend {' --backend '.join(server_backends)}")
+                          f"{', '.join(missing)}, which this run's split jobs would run on; choose a server that "
+                          f"lists them or run with --backend {' --backend '.join(server_backends)}")
 
 
 class SplitJobs:
     """The device's emulated speed for the whole run, and per link setting, the link; opened by the runner,
     closed on every exit (namespaces and cgroups removed on Ctrl-C too)."""
 
-    def __init__(self, device: Session, server: Session | None, links: list[PlannedLink],
-                 device_cpu_quota: float | None, server_address: str | None):
+    def __init__(self, device: Session, server: Session | None, setup: SplitSetup, server_options: dict):
         self.device, self.server = device, server
-        self.links = {link.name: link for link in links}
-        self.quota_share = device_cpu_quota
-        self.server_address = server_address
+        self.links = {link.name: link for link in setup.links}
+        self.quota_share = setup.device_cpu_quota
+        self.server_address = setup.server_address
+        self.server_options = server_options   # the server target's [backends.<name>] tables
         self.stack = contextlib.ExitStack()
         self.quota = None
         self.link = None           # the open link (NamespaceLink / LoopbackLink) and its PlannedLink
@@ -172,6 +207,11 @@ class SplitJobs:
                     self.device.set_agent_wrapper(self._device_wrapper())
 
     @property
+    def shares_machine(self) -> bool:
+        """Device and server agents on one machine (a power source there measures both)."""
+        return self.planned is not None and self.planned.kind != NETWORK
+
+    @property
     def shaping(self) -> str:
         if self.planned is None:
             return ""
@@ -180,7 +220,7 @@ class SplitJobs:
         return self.link.shaping
 
     @contextlib.contextmanager
-    def serving(self, job: Job, artifact: Artifact, backend_options: dict) -> Iterator[SplitPlan]:
+    def serving(self, job: Job, artifact: Artifact) -> Iterator[SplitPlan]:
         """A server agent running `artifact`'s tail for `job`, and the plan the device connects with."""
         if self.server is None or self.planned is None:
             raise ConfigError(f"job {job.job_id}: a split job outside a link (an edgebench bug)")
@@ -191,9 +231,10 @@ class SplitJobs:
         else:
             bind = address = self.link.server_address
             wrapper = list(self.link.server_wrapper)
-        with self.server.serve(job, staged, backend_options, bind_host=bind, delay_ms=delay_ms,
+        with self.server.serve(job, staged, self.server_options.get(job.backend, {}), bind_host=bind,
+                               delay_ms=delay_ms,
                                wrapper=wrapper) as (_, port):
-            yield SplitPlan(address, port, delay_ms, self.planned.probe_bytes,
+            yield SplitPlan(address, port, delay_ms, self.planned.probe_bytes, timeout_s=self.planned.timeout_s,
                             accuracy_pass=self._accuracy_key(job) not in self.accuracies)
 
 

@@ -4,8 +4,9 @@
     [protocol]  warmup_min_iterations, warmup_min_s, n_windows, window_min_s, window_min_iterations
     [matrix]    backends (default: the target's), threads = [1, "all"], batch_sizes = [1]
     [split]     split computing: server = "cpu" (the target that runs tails: a name or a file),
-                server_address (how a board reaches the server; default: the server's own address),
-                device_cpu_quota (emulate a slower device: CPU cores the device agents may use)
+                server_address (where device and server are different machines: the address at which the
+                device reaches the server), device_cpu_quota (emulate a slower device on this machine: CPU
+                cores the device agents may use)
     [[link]]    rate_mbit (optional: unshaped without), delay_ms: each split job runs once per link
 """
 

@@ -96,9 +96,10 @@ class Job:
 
 
 def expand(workloads: list, target: str, backends: list[str], threads: list[int],
-           batch_sizes: list[int], suite: str, links: list[str] = ("",)) -> list[Job]:
+           batch_sizes: list[int], suite: str, links: list[str] = ()) -> list[Job]:
     """workloads x variants (those meant for this suite) x backends x threads x batch sizes, and x link
-    settings for variants that span a link (`variant.strategy` other than local), baselines first within
+    settings for variants that span a link (`variant.strategy` other than local; without links, they are
+    left out), baselines first within
     each workload: the accuracy deltas then have their reference while the run goes (and where one has
     not, harness.core.baselines says how it is filled in)."""
     jobs = []
@@ -109,7 +110,7 @@ def expand(workloads: list, target: str, backends: list[str], threads: list[int]
             for backend in backends:
                 for n_threads in threads:
                     for batch in batch_sizes:
-                        for link in (links if getattr(variant, "strategy", LOCAL) != LOCAL else ("",)):
+                        for link in (("",) if getattr(variant, "strategy", LOCAL) == LOCAL else links):
                             jobs.append(Job(workload.name, variant.name, variant.family, variant.precision,
                                             target, backend, n_threads, batch, link))
     check_unique_ids(jobs)

@@ -12,7 +12,8 @@ A frame is a 4-byte big-endian header length, the header (UTF-8 JSON) and header
     error   {"kind": "error", "message", "n_bytes": 0}        what the server could not serve, and why
 
 No pickle: tensors are raw bytes of an allow-listed dtype, and header and payload sizes are bounded, so a
-stray connection cannot make either side allocate or execute anything. Delay: `delay_ms` is a one-way delay
+stray connection cannot make either side execute anything, nor allocate more than the bytes it sends
+(and at most MAX_CONNECTIONS at once). Delay: `delay_ms` is a one-way delay
 added at each receiver (a frame is held until its last byte's arrival + delay_ms), so a request and its
 reply cost 2 x delay_ms more; the rate is the kernel's (tbf on a veth pair) or the real network's.
 """
@@ -37,6 +38,9 @@ MAX_MESSAGE_CHARS = 2000           # an error frame's message
 DTYPES = ("float32", "float16", "float64", "uint8", "int8", "int32", "int64", "bool")
 TENSOR, PING, PONG, PROBE, ACK, CLOSE, ERROR = KINDS = ("tensor", "ping", "pong", "probe", "ack", "close", "error")
 PROBE_CHUNK_BYTES = 1 << 16
+GROW_BYTES = 1 << 22               # a payload up to this size is received into one buffer
+MAX_CONNECTIONS = 4                # a server serves one device; a few spare for a reconnect
+IDLE_TIMEOUT_S = 600.0             # a connection silent this long (a device gone without a FIN) is closed
 # Looked up, not computed, per frame: numpy's dtype.name and np.prod cost microseconds each, and a frame's
 # framing time is part of what the data plane measures.
 DTYPE_NAMES = {np.dtype(name).str: name for name in DTYPES}   # "<f4" -> "float32" (byte order included)
@@ -146,9 +150,19 @@ def recv_frame(sock: socket.socket) -> tuple:
             recv_into(sock, scratch[:chunk])
             left -= chunk
         return header, bytearray(), clock_ns()
-    payload = bytearray(header["n_bytes"])
+    return header, recv_payload(sock, header["n_bytes"]), clock_ns()
+
+
+def recv_payload(sock: socket.socket, n_bytes: int) -> bytearray:
+    """`n_bytes` raw bytes; memory grows with what arrives (a header alone cannot make this side allocate
+    up to MAX_PAYLOAD_BYTES), in one piece when the payload is at most GROW_BYTES."""
+    payload = bytearray(min(n_bytes, GROW_BYTES))
     recv_into(sock, memoryview(payload))
-    return header, payload, clock_ns()
+    while len(payload) < n_bytes:
+        start = len(payload)
+        payload.extend(bytes(min(n_bytes - start, start)))  # doubling: amortised copies
+        recv_into(sock, memoryview(payload)[start:])
+    return payload
 
 
 def tensor_of(header: dict, payload: bytearray) -> np.ndarray:
@@ -184,6 +198,7 @@ class TailServer:
         self.listener.listen(8)
         self.host, self.port = self.listener.getsockname()[:2]
         self.lock = threading.Lock()  # one tail run at a time: each reply's tail_ns is that run alone
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.frames_served = 0
         self._reply_heads = {}
 
@@ -204,7 +219,22 @@ class TailServer:
                 conn, _ = self.listener.accept()
             except OSError:  # closed
                 return
-            threading.Thread(target=self._serve, args=(nodelay(conn),), name="tail-connection", daemon=True).start()
+            if not self.slots.acquire(blocking=False):
+                try:
+                    _refuse(nodelay(conn), "the server takes at most {} connections".format(MAX_CONNECTIONS))
+                except OSError:
+                    pass
+                conn.close()
+                continue
+            conn.settimeout(IDLE_TIMEOUT_S)
+            threading.Thread(target=self._serve_slot, args=(nodelay(conn),), name="tail-connection",
+                             daemon=True).start()
+
+    def _serve_slot(self, conn: socket.socket) -> None:
+        try:
+            self._serve(conn)
+        finally:
+            self.slots.release()
 
     def _serve(self, conn: socket.socket) -> None:
         try:

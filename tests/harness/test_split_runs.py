@@ -172,7 +172,7 @@ def test_splits_prints_where_a_user_model_can_be_cut(user_model, capsys):
     # a linear classifier over 8x8 digits: one cut, the flattened input (as large as the input: no bottleneck)
     assert "[1, 8, 8]: 256 bytes per sample" in out[0]
     cuts = [line.split() for line in out[3:] if line[:1].isdigit()]
-    assert cuts == [["0", "view", "Reshape", "64", "256", "64", "0", "650"]]
+    assert cuts == [["0", "view", "Reshape", "64", "256", "128", "64", "0", "0", "650"]]
     assert main(["splits"]) == 2
     assert "--model M.onnx or --workload W" in capsys.readouterr().err
 
@@ -196,3 +196,31 @@ def test_without_root_namespaces_and_a_quota_are_refused_before_anything_is_buil
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "need root" in err and "--link none" in err
     assert not files["runs"].exists() or not any(files["runs"].iterdir())
+
+
+def test_what_cannot_apply_on_this_device_is_left_out_with_a_note_not_an_error(tmp_path):
+    from harness.app.runner import BenchRequest, resolve
+    from harness.app.split_runs import plan_split
+
+    files = split_files(tmp_path, """
+    [split]
+    device_cpu_quota = 0.5
+    [[link]]
+    rate_mbit = 10
+    """)
+    run = resolve(BenchRequest(suite=str(files["suite"])))
+    # a board as the device, no server address: the split jobs are left out, the local ones run
+    setup = plan_split(run, device_is_local=False, server_is_local=True)
+    assert setup.links == [] and setup.device_cpu_quota is None
+    assert "device_cpu_quota = 0.5" in setup.notes[0] and "left out: the device cpu is a board" in setup.notes[0]
+    assert "split jobs left out" in setup.notes[1] and "--server-address" in setup.notes[1]
+    # with an address: once, over the real network, and the [[link]] sweep said not to apply
+    run = resolve(BenchRequest(suite=str(files["suite"]), server_address="192.0.2.7"))
+    setup = plan_split(run, device_is_local=False, server_is_local=True)
+    assert [(link.name, link.kind) for link in setup.links] == [("network", "network")]
+    assert setup.server_address == "192.0.2.7" and "real network to 192.0.2.7" in setup.notes[-1]
+    # --link none: loopback, and no cgroup (it needs root)
+    run = resolve(BenchRequest(suite=str(files["suite"]), link="none"))
+    setup = plan_split(run, device_is_local=True, server_is_local=True)
+    assert [link.name for link in setup.links] == ["loopback"] and setup.device_cpu_quota is None
+    assert "--link none: device_cpu_quota = 0.5 left out" in setup.notes[0]

@@ -420,3 +420,20 @@ def test_a_board_serves_the_tail_without_a_wrapper(cpu, board_session, models):
     with pytest.raises(ConfigError, match="target rpi-local cannot run its agent inside 'ip netns exec srv'"):
         with board_session.serve(job(), staged_there, {}, LOOPBACK, wrapper=["ip", "netns", "exec", "srv"]):
             pass
+
+
+def test_a_payload_larger_than_one_buffer_arrives_whole_and_memory_follows_what_arrives():
+    a, b = socket.socketpair()
+    tensor = np.arange(3 * dataplane.GROW_BYTES // 4 + 12345, dtype=np.float32)  # 3x one buffer, and a bit
+    sender = threading.Thread(target=lambda: a.sendall(dataplane.tensor_frame(tensor)))
+    sender.start()
+    header, payload, _ = dataplane.recv_frame(b)
+    sender.join()
+    assert header["n_bytes"] == tensor.nbytes and np.array_equal(dataplane.tensor_of(header, payload), tensor)
+    # a header that promises 512 MiB and then stops: what was allocated is what arrived, not 512 MiB
+    a.sendall(dataplane.frame_header({"kind": "tensor", "dtype": "uint8", "shape": [512 << 20],
+                                      "n_bytes": 512 << 20}) + b"x" * 1000)
+    a.close()
+    with pytest.raises(ConnectionError, match="1000 of 4194304 bytes"):
+        dataplane.recv_frame(b)
+    b.close()
