@@ -126,9 +126,12 @@ def test_ctrl_c_keeps_finished_rows_and_resume_runs_only_the_rest(tiny_files, tm
     suite.write_text(text.replace('threads = [1]', 'threads = [1, 2]'))
     runs = tiny_files["runs"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # a shell without job control starts background commands with SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: give the run the default disposition, as a terminal would
     proc = subprocess.Popen([sys.executable, "-m", "harness", "bench", "--suite", str(suite),
                              "--runs-dir", str(runs), "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     run_dir = _wait_for_rows(runs, 1, timeout_s=240)
     proc.send_signal(stop)
     _, err = proc.communicate(timeout=60)

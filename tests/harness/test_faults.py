@@ -19,7 +19,7 @@ from harness.core.errors import ConfigError
 from harness.core.jobs import Job
 from harness.core.measurement import Window
 from harness.core.rundir import REJECTED_CSV, RunStore
-from harness.core.schema import COLUMNS
+from harness.core.schema import COLUMNS, RESULT_FORMAT_VERSION
 
 FORMAT_1 = FIXTURES / "runs" / "format-1"
 RUN_INFO = {"config_hash": "0123abcd", "request": {"suite": "tiny"}}
@@ -106,9 +106,10 @@ def test_the_format_1_fixture_is_trusted_whole(tmp_path):
     ("{not json", "not valid JSON"),
     (b"\xff\xfe\x00garbage", "not UTF-8"),
     ("[1, 2]", "a JSON object expected"),
-    (json.dumps({"request": {"suite": "tiny"}}), "key 'config_hash' missing"),
-    (json.dumps({"config_hash": 3, "request": {}}), "key 'config_hash' = 3"),
-    (json.dumps({"config_hash": "ab", "request": "tiny"}), "key 'request' = \"tiny\""),
+    (json.dumps({"format_version": RESULT_FORMAT_VERSION, "request": {"suite": "tiny"}}), "key 'config_hash' missing"),
+    (json.dumps({"format_version": RESULT_FORMAT_VERSION, "config_hash": 3, "request": {}}), "key 'config_hash' = 3"),
+    (json.dumps({"format_version": RESULT_FORMAT_VERSION, "config_hash": "ab", "request": "tiny"}),
+     "key 'request' = \"tiny\""),
 ])
 def test_a_corrupt_run_json_is_one_line(run, capsys, text, says):
     if isinstance(text, bytes):

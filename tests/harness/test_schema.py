@@ -75,7 +75,8 @@ def test_reports_take_types_and_table_from_the_schema(old_run):
     assert schema.NUMERIC == [c.name for c in schema.COLUMN_DEFS if c.kind in ("int", "float")]
     assert schema.REPORT_COLUMNS == [(c, schema.BY_NAME[c].header, schema.BY_NAME[c].fmt)
                                      for c in schema.REPORT_ORDER]
-    assert schema.REPORT_WHEN_PRESENT == {"h2d_ms", "d2h_ms"}
+    assert schema.REPORT_WHEN_PRESENT == {"h2d_ms", "d2h_ms", "link", "payload_bytes", "head_ms", "transfer_ms",
+                                          "tail_ms", "link_measured_mbit"}
     _, rows = load_run(old_run)
     assert list(rows.columns) == COLUMNS
     headers, _ = table_cells(rows)  # the report's table: the schema's headers, GPU copies absent here
@@ -146,6 +147,12 @@ def test_a_format_1_run_compares_with_its_migrated_copy(old_run, tmp_path):
     assert n_regressions == 0 and "2 jobs in both runs" in md.read_text()
 
 
+def current_format(row: dict) -> dict:
+    """A format-1 row as the current format holds it: the same values, the columns added since empty, and
+    (format 3) the job run whole on the device."""
+    return {**{c: row.get(c, "") for c in COLUMNS}, "strategy": "local"}
+
+
 def test_resume_migrates_a_format_1_run_in_place_keeping_the_originals(old_run):
     original_csv = (old_run / "results.csv").read_bytes()
     original_json = json.loads((old_run / "run.json").read_text())
@@ -168,7 +175,7 @@ def test_resume_migrates_a_format_1_run_in_place_keeping_the_originals(old_run):
         k: v for k, v in original_json.items() if k != "protocol"}
 
     assert csv_header(store.results_csv) == COLUMNS
-    assert store.rows() == original_rows  # every value kept
+    assert store.rows() == [current_format(r) for r in original_rows]  # every value kept
     assert store.finished_job_ids() == {r["job_id"] for r in original_rows} == {
         "tiny-digits__fp32__onnxruntime__t1__b1", "tiny-digits__int8__onnxruntime__t1__b1",
         "tiny-digits__fp32__litert__t1__b1", "tiny-digits__int8__litert__t1__b1"}
@@ -195,7 +202,7 @@ def test_a_migration_stopped_half_way_is_finished_from_the_originals(old_run):
     shutil.copy(old_run / "run.v1.json", old_run / "run.json")
     (old_run / "results.csv").write_text(",".join(COLUMNS) + "\r\n")
     store = RunStore.open(old_run)
-    assert store.migration_note and store.rows() == original_rows
+    assert store.migration_note and store.rows() == [current_format(r) for r in original_rows]
 
 
 def test_older_headers_get_empty_new_columns_and_lose_removed_ones(old_run, monkeypatch):
