@@ -43,6 +43,23 @@ def tiny_workload_toml(name: str = "tiny-digits", epochs: int = 4, width: int = 
     """
 
 
+def user_workload_toml(user_model: dict, variants: str) -> str:
+    """A workload file for the conftest `user_model` (its ONNX file and .npz), fp32 baseline first, then
+    `variants` ([[variants]] tables)."""
+    return textwrap.dedent(f"""
+    [workload]
+    name = "user"
+    [dataset]
+    name = "npz"
+    path = "{user_model['data']}"
+    [model]
+    onnx = "{user_model['model']}"
+    [[variants]]
+    name = "fp32"
+    family = "baseline"
+    """) + textwrap.dedent(variants)
+
+
 TESTS_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = TESTS_DIR.parent
 FIXTURES = TESTS_DIR / "fixtures"

@@ -42,11 +42,17 @@ def calibrate(samples: np.ndarray) -> dict:
     return {"scale": float(scale), "zero_point": zero_point}
 
 
+def _checked_copy(stage: onnx.ModelProto, payload_dtype: str, qparams: dict | None) -> onnx.ModelProto:
+    """A copy of a stage the codec can edit (the caller's model stays as it was)."""
+    _check(stage, payload_dtype, qparams)
+    model = onnx.ModelProto()
+    model.CopyFrom(stage)
+    return model
+
+
 def encode_head(head: onnx.ModelProto, payload_dtype: str, qparams: dict | None = None) -> onnx.ModelProto:
     """The head with its single output replaced by the encoded payload (a copy; fp32: unchanged)."""
-    _check(head, payload_dtype, qparams)
-    model = onnx.ModelProto()
-    model.CopyFrom(head)
+    model = _checked_copy(head, payload_dtype, qparams)
     if payload_dtype == "fp32":
         return model
     graph = model.graph
@@ -70,9 +76,7 @@ def encode_head(head: onnx.ModelProto, payload_dtype: str, qparams: dict | None 
 
 def decode_tail(tail: onnx.ModelProto, payload_dtype: str, qparams: dict | None = None) -> onnx.ModelProto:
     """The tail with its single input replaced by the encoded payload, decoded to fp32 first (a copy)."""
-    _check(tail, payload_dtype, qparams)
-    model = onnx.ModelProto()
-    model.CopyFrom(tail)
+    model = _checked_copy(tail, payload_dtype, qparams)
     if payload_dtype == "fp32":
         return model
     graph = model.graph

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import tiny_workload_toml, write
+from helpers import tiny_workload_toml, user_workload_toml, write
 
 from harness.core.errors import ConfigError
 from harness.core.jobs import SPLIT_KEYS
@@ -152,21 +152,11 @@ def test_bad_keys_name_the_file_and_key(tmp_path, keys, message):
 
 
 def test_a_users_onnx_model_is_refused_in_one_line(user_model, tmp_path):
-    path = write(tmp_path / "user.toml", f"""
-    [workload]
-    name = "user"
-    [dataset]
-    name = "npz"
-    path = "{user_model['data']}"
-    [model]
-    onnx = "{user_model['model']}"
-    [[variants]]
-    name = "fp32"
-    family = "baseline"
+    path = write(tmp_path / "user.toml", user_workload_toml(user_model, """
     [[variants]]
     name = "bn"
     family = "bottleneck"
-    """)
+    """))
     base = build_base(load_workload(path))
     with pytest.raises(ConfigError) as error:
         build_variants(base, {"bn"})

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from helpers import tiny_workload_toml, write
+from helpers import tiny_workload_toml, user_workload_toml, write
 
 from harness.core.errors import ConfigError
 from harness.core.jobs import SPLIT_KEYS
@@ -314,17 +314,7 @@ def test_a_users_onnx_model(user_model, tmp_path):
     candidates = split_candidates(user_model["model"], (1, 8, 8))
     assert [(c.shape, c.natural_bottleneck) for c in candidates] == [([64], False)]
     assert candidates[0].head_macs == 0 and candidates[0].tail_macs == 64 * 10 + 10  # the bias included
-    path = write(tmp_path / "user.toml", f"""
-    [workload]
-    name = "user"
-    [dataset]
-    name = "npz"
-    path = "{user_model['data']}"
-    [model]
-    onnx = "{user_model['model']}"
-    [[variants]]
-    name = "fp32"
-    family = "baseline"
+    path = write(tmp_path / "user.toml", user_workload_toml(user_model, """
     [[variants]]
     name = "split"
     family = "split"
@@ -335,7 +325,7 @@ def test_a_users_onnx_model(user_model, tmp_path):
     family = "split"
     point = 0
     payload = "int8"
-    """)
+    """))
     base = build_base(load_workload(path))
     artifact = build_variants(base, {"split"})["split"]
     x, y = base.data.load_eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from helpers import tiny_workload_toml, write
+from helpers import tiny_workload_toml, user_workload_toml, write
 
 from harness.core.errors import ConfigError
 from workloads.build import build_base, build_variants
@@ -136,23 +136,13 @@ def test_bad_variant_parameters_name_the_file_and_key(tmp_path, variant, message
 
 
 def test_retraining_families_refuse_a_users_onnx_model(user_model, tmp_path):
-    path = write(tmp_path / "user.toml", f"""
-    [workload]
-    name = "user"
-    [dataset]
-    name = "npz"
-    path = "{user_model['data']}"
-    [model]
-    onnx = "{user_model['model']}"
-    [[variants]]
-    name = "fp32"
-    family = "baseline"
+    path = write(tmp_path / "user.toml", user_workload_toml(user_model, """
     [[variants]]
     name = "pruned"
     family = "prune"
     method = "channel"
     ratio = 0.5
-    """)
+    """))
     base = build_base(load_workload(path))
     with pytest.raises(ConfigError, match="prune family needs a PyTorch reference model"):
         build_variants(base, {"pruned"})
