@@ -103,10 +103,17 @@ def _profiled(model: onnx.ModelProto, sample_shape: tuple[int, ...]):
     import onnx_tool
 
     sig = signature(model)
+    feeds = {sig.input_name: np.zeros((1, *sample_shape), sig.input_dtype)}
+    initializers = {t.name for t in model.graph.initializer}
+    for value in model.graph.input[1:]:  # further inputs at batch 1, where their other dims are known
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim][1:]
+        if value.name not in initializers and value.name not in feeds and None not in dims:
+            feeds[value.name] = np.zeros((1, *dims), ONNX_TO_NUMPY.get(tensor.elem_type, np.float32))
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # onnx-tool warns for every operator it does not profile
         graph = onnx_tool.Model(model).graph
-        graph.shape_infer({sig.input_name: np.zeros((1, *sample_shape), sig.input_dtype)})
+        graph.shape_infer(feeds)
         graph.profile()
     return graph
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from harness.core.errors import ConfigError
-from workloads.costs import WEIGHT_TYPES, node_profile, signature
+from workloads.costs import ONNX_TO_NUMPY, WEIGHT_TYPES, node_profile, signature
 from workloads.split_codec import payload_bytes
 
 SHOWN_CANDIDATES = 8  # cut points an error message lists
@@ -117,7 +117,8 @@ def split_candidates(onnx_path, sample_shape: tuple[int, ...]) -> list[SplitCand
     total_macs = None if macs is None else sum(macs.get(structure.nodes[i].output[0], 0)
                                                for i in range(len(structure.nodes))
                                                if (structure.live >> i) & 1 and structure.nodes[i].output)
-    smallest = math.prod(sample_shape)  # elements: the comparison holds at any one payload dtype
+    # elements of every input (those of symbolic shape aside): the comparison holds at any one payload dtype
+    smallest = math.prod(sample_shape) + sum(math.prod(shape) for _, shape, _ in other_inputs(model) if shape)
     candidates = []
     for tensor in cuts:
         if dtypes.get(tensor, np.float32) != np.float32 or tensor not in shapes or len(shapes[tensor]) < 1:
@@ -141,6 +142,20 @@ def split_candidates(onnx_path, sample_shape: tuple[int, ...]) -> list[SplitCand
 def input_bytes(onnx_path, sample_shape: tuple[int, ...]) -> int:
     """Bytes of one raw input sample in the model's input dtype (fp32 for the reference models)."""
     return math.prod(sample_shape) * signature(onnx.load(str(onnx_path))).input_dtype.itemsize
+
+
+def other_inputs(model: onnx.ModelProto) -> list[tuple[str, list | None, int]]:
+    """The inputs after the first: (name, one sample's shape or None when symbolic, bytes per element). A cut
+    separates the head from every input, so they all count in what the raw input weighs."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers][1:]
+    found = []
+    for value in inputs:
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim][1:]
+        itemsize = np.dtype(ONNX_TO_NUMPY.get(tensor.elem_type, np.float32)).itemsize
+        found.append((value.name, dims if None not in dims else None, itemsize))
+    return found
 
 
 def cut_model(onnx_path, tensor: str, out_dir: Path | None = None) -> tuple[onnx.ModelProto, onnx.ModelProto]:
@@ -181,8 +196,17 @@ def describe_splits(onnx_path, sample_shape: tuple[int, ...]) -> str:
     """The cut points as a plain-text table (`edgebench splits`)."""
     candidates = split_candidates(onnx_path, sample_shape)
     raw = input_bytes(onnx_path, sample_shape)
-    lines = [f"{onnx_path}: input {list(sample_shape)}: {raw:,} bytes per sample as the model takes it, "
-             f"{math.prod(sample_shape):,} bytes as a uint8 image"]
+    others = other_inputs(onnx.load(str(onnx_path)))
+    if not others:
+        lines = [f"{onnx_path}: input {list(sample_shape)}: {raw:,} bytes per sample as the model takes it, "
+                 f"{math.prod(sample_shape):,} bytes as a uint8 image"]
+    else:
+        known = [(n, s, b) for n, s, b in others if s is not None]
+        total = raw + sum(math.prod(s) * b for _, s, b in known)
+        listed = ", ".join(f"{n} {s if s is not None else '(symbolic shape: not counted)'}" for n, s, _ in others)
+        lines = [f"{onnx_path}: {len(others) + 1} inputs, the first {list(sample_shape)}, then {listed}: "
+                 f"{total:,} bytes per sample as the model takes them; every cut below separates all of them "
+                 f"from the tail"]
     if not candidates:
         lines.append("no tensor alone separates this network into a head and a tail")
         return "\n".join(lines)
@@ -237,11 +261,12 @@ def _shapes_and_macs(model: onnx.ModelProto, sample_shape: tuple[int, ...], want
     fixed.CopyFrom(model)
     first = signature(model).input_name
     for value in fixed.graph.input:
-        if value.name == first:
-            dims = value.type.tensor_type.shape.dim
-            for dim, size in zip(dims, (1, *sample_shape)):
-                dim.Clear()
-                dim.dim_value = size
+        dims = value.type.tensor_type.shape.dim
+        # the first input takes the sample's shape; every input gets batch 1
+        sizes = (1, *sample_shape) if value.name == first else (1,)
+        for dim, size in zip(dims, sizes):
+            dim.Clear()
+            dim.dim_value = size
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception:  # a custom operator: shapes from onnx-tool only

@@ -428,3 +428,24 @@ def test_bad_keys_name_the_file_and_key_when_read(tmp_path, entry, key, message)
         load_workload(path)
     text = str(error.value)
     assert str(path) in text and key in text and message in text
+
+
+def test_a_model_with_two_inputs_counts_both_in_what_the_raw_input_weighs(tmp_path):
+    """A cut after the two inputs meet sends half of what the inputs weigh: a natural bottleneck, which
+    comparing against the first input alone would miss."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from workloads.split_analysis import describe_splits
+
+    weights = numpy_helper.from_array(np.ones((4, 4), np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("MatMul", ["s", "W"], ["h"]),
+         helper.make_node("Relu", ["h"], ["y"])], "two-inputs",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 4]) for name in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [weights])
+    path = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    cuts = split_candidates(path, (4,))
+    assert [(c.tensor, c.natural_bottleneck) for c in cuts] == [("s", True), ("h", False)]
+    header = describe_splits(path, (4,)).splitlines()[0]
+    assert "2 inputs, the first [4], then b [4]: 32 bytes per sample" in header
