@@ -13,8 +13,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from harness.core.errors import ConfigError
 from harness.core.jobs import LOCAL, Artifact, Job
 from targets.base import Session, SplitPlan
@@ -145,7 +143,7 @@ class SplitJobs:
         try:
             self.stack.close()
         finally:
-            if self.quota_share is not None or self.link is not None:
+            if self.quota is not None:  # no link is open here: `over` closes its own
                 self.device.set_agent_wrapper([])
 
     def _device_wrapper(self) -> list[str]:
@@ -176,10 +174,6 @@ class SplitJobs:
         m.accuracy, m.n_correct, m.n_eval, link = self.accuracies[key]
         m.warnings.append(f"accuracy measured through the same head and tail over link {link} (a link does "
                           f"not change it), not again over this one")
-
-    @property
-    def quota_label(self) -> str | None:
-        return self.quota.label if self.quota is not None else None
 
     @contextlib.contextmanager
     def over(self, name: str) -> Iterator[None]:
@@ -241,9 +235,10 @@ class SplitJobs:
 def split_analysis(onnx_path, sample_shape: tuple) -> dict:
     """Where a workload's base model can be cut, as run.json keeps it (the report plots it)."""
     from workloads.split_analysis import split_candidates
+    from workloads.split_codec import payload_bytes
 
-    elements = int(np.prod(sample_shape))
-    return {"input_bytes": 4 * elements, "input_bytes_uint8": elements,
+    return {"input_bytes": payload_bytes(sample_shape, "fp32"),
+            "input_bytes_uint8": payload_bytes(sample_shape, "int8"),
             "candidates": [asdict(c) for c in split_candidates(onnx_path, tuple(sample_shape))]}
 
 
@@ -263,7 +258,7 @@ def split_columns(artifact: Artifact, m, planned: PlannedLink | None, shaping: s
         columns.update(link_rate_mbit=planned.setting.rate_mbit, link_delay_ms=planned.setting.delay_ms,
                        link_shaping=shaping)
     if m is not None and m.split_times:
-        columns.update({f"{part}": round(value, 4) for part, value in m.split_times.items()})
+        columns.update({part: round(value, 4) for part, value in m.split_times.items()})
         columns.update(payload_bytes=m.payload_bytes, link_measured_mbit=m.link_measured_mbit,
                        link_rtt_ms=m.link_rtt_ms)
     return columns

@@ -267,7 +267,7 @@ def build(base, variant) -> Artifact:
     head, tail = folder / "head.onnx", folder / "tail.onnx"
     head_cost = model_cost(head, base.data.input_shape)
     tail_cost = model_cost(tail, tuple(meta["payload_shape"]))
-    input_bytes = int(np.prod(base.data.input_shape)) * 4
+    input_bytes = split_codec.payload_bytes(base.data.input_shape, "fp32")
     split_info = {
         "strategy": STRATEGY, "point": POINT, "point_index": None, "payload_dtype": params["payload"],
         "payload_shape": meta["payload_shape"],

@@ -30,13 +30,15 @@ def build(base, variant) -> Artifact:
     import onnx
 
     from workloads.costs import signature
+    from workloads.split_codec import payload_bytes
 
     dtype = signature(onnx.load(str(base.onnx_path))).input_dtype  # the input crosses as the data holds it
     elements = math.prod(base.data.input_shape)
     split = {"strategy": STRATEGY, "point": "input", "point_index": None,
              "payload_dtype": PAYLOAD_DTYPE_NAMES.get(dtype.name, dtype.name),
              "payload_shape": list(base.data.input_shape), "payload_bytes": elements * dtype.itemsize,
-             "input_bytes": 4 * elements, "head_macs": 0, "tail_macs": base.cost.macs, "head_params": 0,
+             "input_bytes": payload_bytes(base.data.input_shape, "fp32"), "head_macs": 0,
+             "tail_macs": base.cost.macs, "head_params": 0,
              "head_bytes": 0}
     return Artifact(
         workload=base.workload.name, variant=variant.name, family=variant.family, precision=variant.precision,

@@ -102,6 +102,7 @@ def build(base, variant) -> Artifact:
 def resolve_point(base, params: dict, candidates: list, where: str):
     """The cut point `params["point"]` names (a tensor, an index or "auto"); ConfigError naming `where`."""
     from workloads.split_analysis import choose_auto, cut_model
+    from workloads.split_codec import payload_bytes
 
     point = params["point"]
     listed = f"{len(candidates)} cut point(s), 0..{len(candidates) - 1}" if candidates else "no cut point"
@@ -111,7 +112,8 @@ def resolve_point(base, params: dict, candidates: list, where: str):
     if point == AUTO:
         try:
             return choose_auto(candidates, params["bandwidth_mbit"], params["device_macs_per_s"],
-                               params["server_macs_per_s"], 4 * math.prod(base.data.input_shape), params["payload"])
+                               params["server_macs_per_s"], payload_bytes(base.data.input_shape, "fp32"),
+                               params["payload"])
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if isinstance(point, int):
@@ -136,6 +138,7 @@ def split_artifact(base, variant, folder: Path, cut, payload_dtype: str, strateg
     import onnx
 
     from workloads.costs import parameter_size
+    from workloads.split_codec import payload_bytes
 
     meta = json.loads((folder / "meta.json").read_text())
     head_path, tail_path = folder / "head.onnx", folder / "tail.onnx"
@@ -144,7 +147,7 @@ def split_artifact(base, variant, folder: Path, cut, payload_dtype: str, strateg
     macs = None if cut.head_macs is None else cut.head_macs + cut.tail_macs
     split = {"strategy": strategy, "point": cut.tensor, "point_index": cut.index, "payload_dtype": payload_dtype,
              "payload_shape": list(cut.shape), "payload_bytes": cut.payload_bytes(payload_dtype),
-             "input_bytes": 4 * math.prod(base.data.input_shape), "head_macs": cut.head_macs,
+             "input_bytes": payload_bytes(base.data.input_shape, "fp32"), "head_macs": cut.head_macs,
              "tail_macs": cut.tail_macs, "head_params": head_params, "head_bytes": head_bytes}
     return Artifact(
         workload=base.workload.name, variant=variant.name, family=variant.family, precision=variant.precision,
