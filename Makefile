@@ -15,6 +15,8 @@ STAMP := $(VENV)/.installed
 
 # Old and new board Pythons (3.8 = JetPack 5, 3.13 = Pi OS Trixie) with numpy and onnxruntime, where this
 # machine has those interpreters: the board tests run the shipped agent on them. Missing ones are skipped.
+# 3.8 also gets tflite-runtime (the legacy LiteRT package, which needs numpy < 2: 3.8's numpy is 1.24), as a
+# Raspberry Pi with the old runtime has it.
 BOARD_VENVS := .venv-boards
 BOARD_STAMP := $(BOARD_VENVS)/.installed
 
@@ -36,7 +38,8 @@ $(BOARD_STAMP):
 	  py=$$(ls -d $$HOME/.pyenv/versions/$$v.*/bin/python$$v 2>/dev/null | tail -n 1); \
 	  [ -n "$$py" ] || py=$$(command -v python$$v); \
 	  if [ -n "$$py" ] && $$py -c 'pass' 2>/dev/null; then \
-	    $$py -m venv $(BOARD_VENVS)/py$$v && $(BOARD_VENVS)/py$$v/bin/python -m pip install --quiet numpy onnxruntime \
+	    extra=; [ $$v = 3.8 ] && extra=tflite-runtime; \
+	    $$py -m venv $(BOARD_VENVS)/py$$v && $(BOARD_VENVS)/py$$v/bin/python -m pip install --quiet numpy onnxruntime $$extra \
 	      || rm -rf $(BOARD_VENVS)/py$$v; \
 	  fi; \
 	done

@@ -8,17 +8,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnx
+import numpy as np
 
 from harness.core.errors import ConfigError
 from harness.core.hashing import content_hash
 from harness.core.jobs import Artifact
 from workloads.cache import cached_dir
-from workloads.costs import model_cost, signature
-from workloads.datasets import PreparedData, prepare, prepare_user_eval
-from workloads.spec import WorkloadSpec
+from workloads.costs import ModelCost, model_cost
+from workloads.datasets import PreparedData, prepare
+from workloads.spec import USER_MODEL_FAMILIES, WorkloadSpec
 from workloads.variants import FAMILIES
+
+if TYPE_CHECKING:
+    from workloads.user_models import UserModel
 
 # Bump when training or export changes in a way the hashed inputs do not show.
 BUILD_VERSION = 1
@@ -36,11 +40,12 @@ class BaseModel:
 
     workload: WorkloadSpec
     data: PreparedData
-    onnx_path: Path
+    onnx_path: Path | None         # None: a user's .tflite (tflite_path)
     torch_state_path: Path | None
     torch_model: dict | None
     host_accuracy: float | None
     was_trained: bool
+    user: UserModel | None = None  # a user's model: its inputs, scoring and sources
 
     def artifact(self, variant: str, family: str, precision: str, folder: Path | None = None,
                  variant_params: dict | None = None, same_macs_as_base: bool = False,
@@ -48,7 +53,9 @@ class BaseModel:
         """The artifact in `folder` (a built variant: its model files and meta.json), or the base model
         itself when `folder` is None."""
         if folder is None:
-            files = {"onnx": str(self.onnx_path)}
+            files = {"onnx": str(self.onnx_path)} if self.onnx_path is not None else {}
+            if self.user is not None and self.user.tflite_path is not None:
+                files["tflite"] = str(self.user.tflite_path)
             if self.torch_state_path is not None:
                 files["torch_state"] = str(self.torch_state_path)
             torch_model, accuracy = self.torch_model, self.host_accuracy
@@ -68,18 +75,45 @@ class BaseModel:
         else:  # another format of the base network (.tflite): the base's counts, the file's own size
             main = Path(next(iter(files.values())))
             cost = replace(self.cost, model_bytes=main.stat().st_size)
+        macs = self.cost.macs if same_macs_as_base else cost.macs
+        reason = self.cost.macs_reason if same_macs_as_base else cost.macs_reason
         return Artifact(
             workload=self.workload.name, variant=variant, family=family, precision=precision,
             files=files, eval_data=str(self.data.eval_path), n_eval=self.data.n_eval,
-            n_classes=self.data.n_classes, model_bytes=cost.model_bytes, params=cost.params,
-            macs=self.cost.macs if same_macs_as_base else cost.macs,
+            n_classes=self.data.n_classes, model_bytes=cost.model_bytes, params=cost.params, macs=macs,
             torch_model=torch_model if "torch_state" in files else None,
             variant_params=dict(variant_params or {}), host_accuracy=accuracy,
-            weight_sparsity=cost.weight_sparsity, backend_options=dict(backend_options or {}))
+            weight_sparsity=cost.weight_sparsity, backend_options=dict(backend_options or {}),
+            **self.model_io(files, [reason] if macs is None and reason else []))
+
+    def model_io(self, files: dict, notes: list = ()) -> dict:
+        """A user's model: the Artifact fields that say how its data is fed and its output scored, for the
+        artifact's own file (a converter may reorder inputs or rename outputs); nothing for a reference
+        workload (one input `x`, top-1)."""
+        if self.user is None:
+            return {"notes": list(notes)} if notes else {}
+        return self.user.io_for(files, list(notes))
 
     @cached_property
-    def cost(self):
+    def cost(self) -> ModelCost:
+        if self.onnx_path is None:  # a .tflite: onnx-tool counts ONNX graphs only
+            return ModelCost(model_bytes=self.user.tflite_path.stat().st_size, params=None, macs=None,
+                             macs_reason="macs: counted on ONNX graphs (onnx-tool); this model is a .tflite only")
         return model_cost(self.onnx_path, self.data.input_shape)
+
+    def calibration_feeds(self, n_samples: int, family: str) -> list[dict[str, np.ndarray]]:
+        """Up to `n_samples` samples to calibrate static int8 on, one feed (model input name -> a batch of
+        one) each: the training split of a reference workload, or a user's calibration set."""
+        if self.user is not None:
+            return self.user.calibration_feeds(n_samples, family)
+        import onnx
+
+        from workloads.costs import signature
+
+        input_name = signature(onnx.load(str(self.onnx_path))).input_name
+        x_train, _ = self.data.load_train()
+        picks = np.random.default_rng(0).choice(len(x_train), size=min(n_samples, len(x_train)), replace=False)
+        return [{input_name: x_train[i:i + 1]} for i in sorted(picks)]
 
     def require_torch(self, family: str):
         """The trained reference model as a torch module (families that retrain need one)."""
@@ -89,21 +123,31 @@ class BaseModel:
 
         if self.torch_model is None:
             raise ConfigError(f"{self.workload.file}: the {family} family needs a PyTorch reference model "
-                              f"([model] arch = ...); a user's ONNX file takes the families quantize, offload and "
-                              f"split")
+                              f"([model] arch = ...); a user's model takes {', '.join(USER_MODEL_FAMILIES)}")
         spec = self.torch_model
         model = build_model(spec["arch"], spec["in_channels"], spec["n_classes"], spec["params"])
         model.load_state_dict(torch.load(self.torch_state_path, map_location="cpu", weights_only=True))
         return model.eval()
+
+    def require_onnx(self, family: str) -> Path:
+        """The base model as ONNX, which every family but the baseline builds from."""
+        if self.onnx_path is None:
+            raise ConfigError(f"{self.workload.file}: family {family!r} builds from an ONNX model; a .tflite given "
+                              f"as the model takes only the baseline (give its ONNX or TensorFlow source)")
+        return self.onnx_path
 
     def build_variant(self, variant, build: Callable[[Path], dict]) -> Path:
         """A variant's folder, built once by `build(tmp) -> meta` and cached by a hash of the base model,
         the family, its parameters and the family's code (changing how a family builds rebuilds it)."""
         from workloads.variants.fingerprint import family_code
 
-        key = content_hash({"base": str(self.onnx_path), "base_bytes": self.onnx_path.stat().st_size,
+        model = self.require_onnx(variant.family)
+        key = content_hash({"base": str(model), "base_bytes": model.stat().st_size,
                             "family": variant.family, "params": variant.params, "code": family_code(variant.family),
-                            "build_version": BUILD_VERSION})
+                            "build_version": BUILD_VERSION,
+                            # a user's calibration set (its cached copy is named by its content)
+                            **({"calibration": str(self.user.calibration.path)}
+                               if self.user is not None and self.user.calibration is not None else {})})
 
         def build_and_describe(tmp: Path) -> None:
             meta = build(tmp)
@@ -156,36 +200,16 @@ def _train_reference(workload: WorkloadSpec, data: PreparedData, progress: Progr
 
 
 def build_base(workload: WorkloadSpec, progress: Progress = lambda msg: None) -> BaseModel:
-    if workload.model.onnx is not None:
-        return _user_base(workload)
+    if workload.model.path is not None:
+        from workloads.user_models import user_base
+
+        return user_base(workload, progress)
     data = prepare(workload.dataset)
     folder, trained = _train_reference(workload, data, progress)
     meta = json.loads((folder / "meta.json").read_text())
     torch_model = {k: meta[k] for k in ("arch", "in_channels", "n_classes", "params")}
     return BaseModel(workload, data, folder / "model.onnx", folder / "model.pt", torch_model,
                      meta["host_accuracy"], trained)
-
-
-def load_user_onnx(path: Path, where: str = "") -> onnx.ModelProto:
-    """A user's ONNX file, checked; a missing or corrupt one is one line naming it."""
-    if not path.is_file():
-        raise ConfigError(f"{where + ': ' if where else ''}model file {path} not found")
-    try:
-        model = onnx.load(str(path))
-        onnx.checker.check_model(model)
-    except Exception as exc:  # onnx raises several unrelated types for a corrupt file
-        raise ConfigError(f"{path}: not a valid ONNX model ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
-    return model
-
-
-def _user_base(workload: WorkloadSpec) -> BaseModel:
-    path = Path(workload.model.onnx)
-    model = load_user_onnx(path, str(workload.file))
-    sig = signature(model)
-    data = prepare_user_eval(Path(workload.dataset.path), sig.input_dtype, sig.input_shape,
-                             sig.n_outputs)
-    return BaseModel(workload, data, path, None, None, None, False)
 
 
 def build_variants(base: BaseModel, names: set[str] | None = None,

@@ -37,6 +37,7 @@ class ModelCost:
     params: int
     macs: int | None  # None when the graph cannot be profiled (an operator onnx-tool lacks)
     weight_sparsity: float = 0.0  # share of exact zeros among weights of two or more dimensions
+    macs_reason: str | None = None  # why `macs` is None
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,15 @@ def model_cost(path: Path, sample_shape: tuple[int, ...]) -> ModelCost:
     matrices = [numpy_helper.to_array(t) for t in weights if len(t.dims) >= 2]
     total = sum(m.size for m in matrices)
     zeros = sum(int((m == 0).sum()) for m in matrices)
+    macs, reason = None, None
     try:
         graph = _profiled(model, sample_shape)
         macs = int(sum(node.macs[0] for node in graph.nodemap.values() if node.op_type in COMPUTE_OPS))
-    except Exception:  # onnx-tool raises bare exceptions for operators it does not model
-        macs = None
+    except Exception as exc:  # onnx-tool raises bare exceptions for operators it does not model
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = f"macs: onnx-tool cannot profile this graph ({detail})"
     return ModelCost(model_bytes=Path(path).stat().st_size, params=params, macs=macs,
-                     weight_sparsity=zeros / total if total else 0.0)
+                     weight_sparsity=zeros / total if total else 0.0, macs_reason=reason)
 
 
 @dataclass(frozen=True)

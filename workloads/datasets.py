@@ -48,10 +48,12 @@ class DatasetSpec:
     eval_fraction: float = 0.2
     seed: int = 0
     path: str | None = None  # for name = "npz": the user's evaluation set
+    calibration: str | None = None  # and optionally a calibration set (static int8 of a user's model)
 
     def describe(self) -> dict:
         return {"name": self.name, "eval_fraction": self.eval_fraction, "seed": self.seed,
-                "path": self.path, "version": PREPARE_VERSION}
+                "path": self.path, "version": PREPARE_VERSION,
+                **({"calibration": self.calibration} if self.calibration else {})}
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@
     [workload]  name, description
     names of workloads and variants: harness.core.jobs.NAME_RULE (they become job ids, file and cache
     directory names)
-    [dataset]   name = "digits" | "mnist5k" | "npz"; eval_fraction, seed; path (npz)
-    [model]     arch = "small_cnn" | "resnet8" | "ds_cnn" with [model.params]; or onnx = "file.onnx"
+    [dataset]   name = "digits" | "mnist5k" | "npz"; eval_fraction, seed; path (npz); calibration (npz, a
+                user's model: static int8)
+    [model]     arch = "small_cnn" | "resnet8" | "ds_cnn" with [model.params]; or path = a user's model
+                (.onnx, .tflite, .keras, .h5, a SavedModel directory; `onnx =` is the older name) with
+                output, metric (top1 | label | binary | none) and threshold (workloads/scoring.py)
     [training]  epochs, batch_size, learning_rate, weight_decay, seed
     [[variants]] name, family, suites (optional: only in these suites), and the family's parameters
 """
@@ -20,6 +23,7 @@ from harness.core.errors import ConfigError
 from harness.core.jobs import LOCAL, NAME_MAX, check_name
 from workloads.datasets import SOURCES, DatasetSpec
 from workloads.models import ARCHS
+from workloads.scoring import ScoringSpec
 from workloads.training import TrainingSpec
 from workloads.variants import FAMILIES, load_family
 
@@ -36,11 +40,18 @@ def safe_name(text: str, fallback: str = "model") -> str:
     return name or fallback
 
 
+# families that retrain or rebuild the network from its training graph (a reference model's PyTorch code)
+TRAINING_FAMILIES = ("prune", "distill", "qat", "early_exit", "bottleneck", "fpga")
+# what a user's model takes: its own file, quantized, converted (from TensorFlow), or split
+USER_MODEL_FAMILIES = ("baseline", "quantize", "tflite", "offload", "split")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     arch: str | None = None       # a reference model, trained locally
     params: dict = field(default_factory=dict)
-    onnx: Path | None = None      # or the user's own ONNX file
+    path: Path | None = None      # or the user's own model file (ONNX, .tflite, Keras, SavedModel)
+    scoring: ScoringSpec = ScoringSpec()
 
 
 @dataclass(frozen=True)
@@ -81,19 +92,24 @@ def parse_workload(data: dict, file: Path) -> WorkloadSpec:
     ds_path = ds.take("path", default=None) if ds_name == "npz" else None
     if ds_name == "npz" and ds_path is None:
         raise ConfigError(f"{ds.where('path')} is required when dataset name = \"npz\"")
+    calibration = ds.take("calibration", default=None) if ds_name == "npz" else None
     dataset = DatasetSpec(
         name=ds_name,
         eval_fraction=ds.take("eval_fraction", float, 0.2, minimum=0.01, maximum=0.9),
         seed=ds.take("seed", int, 0, minimum=0, maximum=SEED_MAX),
         path=str(_resolve(ds_path, file.parent)) if ds_path else None,
+        calibration=str(_resolve(calibration, file.parent)) if calibration else None,
     )
     ds.finish()
 
     md = root.table("model", required=True)
-    if md.has("onnx"):
-        model = ModelSpec(onnx=_resolve(md.take("onnx"), file.parent))
+    path_key = "onnx" if md.has("onnx") else "path"
+    if md.has(path_key):
+        model = ModelSpec(path=_resolve(md.take(path_key), file.parent), scoring=ScoringSpec(
+            metric=md.take("metric", str, None), output=md.take("output", str, None),
+            threshold=md.take("threshold", float, None)))
         if ds_name != "npz":
-            raise ConfigError(f"{md.where('onnx')}: a user's ONNX model needs its own evaluation set "
+            raise ConfigError(f"{md.where(path_key)}: a user's model needs its own evaluation set "
                               f"(dataset name = \"npz\", path = ...)")
     else:
         arch = md.take("arch", choices=ARCHS)
@@ -117,12 +133,17 @@ def parse_workload(data: dict, file: Path) -> WorkloadSpec:
     for vt in root.tables("variants") or [Table({"name": "fp32", "family": "baseline"}, file, "variants[0]")]:
         v_name = check_name(vt.take("name"), vt.where("name"))
         family_name = vt.take("family", choices=FAMILIES)
+        if model.path is not None and family_name in TRAINING_FAMILIES:
+            raise ConfigError(f"{vt.where('family')} = {family_name!r}: this family needs the network's training "
+                              f"graph ([model] arch = ...); a user's model takes {', '.join(USER_MODEL_FAMILIES)}")
         suites = vt.take("suites", list, None)
         family = load_family(family_name, vt.where("family"))
         params = family.parse(Table(vt.rest(), file, f"{vt.prefix} '{v_name}'"))
         for expanded_name, expanded in family.expand(v_name, params):
             check_name(expanded_name, f"{vt.where('name')} (as expanded by family {family_name!r})")
-            variants.append(VariantSpec(expanded_name, family_name, family.precision(expanded), expanded,
+            precision = (model_precision(model.path) if model.path is not None and family_name == "baseline"
+                         else family.precision(expanded))
+            variants.append(VariantSpec(expanded_name, family_name, precision, expanded,
                                         tuple(suites) if suites is not None else None, family.strategy))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
@@ -158,10 +179,42 @@ def find_workload(name_or_path: str, where: str = "") -> WorkloadSpec:
     return load_workload(named_file(name_or_path, workload_files(), "workload", where))
 
 
-def user_model_workload(model: Path, data: Path) -> WorkloadSpec:
-    """The workload behind `edgebench bench --model m.onnx --data eval.npz`."""
+def user_model_workload(model: Path, data: Path, scoring: ScoringSpec = ScoringSpec(),
+                        calibration: Path | None = None) -> WorkloadSpec:
+    """The workload behind `edgebench bench --model M --data eval.npz`: the model as given, and with
+    `--calibration`, its static int8 form; a TensorFlow model also as fp32 and int8 .tflite (full-integer
+    with calibration, else dynamic-range)."""
+    from workloads.tf_models import is_tf_model
+
     name = safe_name(model.stem)
+    variants = [VariantSpec("as-given", "baseline", model_precision(model), {})]
+    quantize, tflite = load_family("quantize"), load_family("tflite")
+    if calibration and model.suffix != ".tflite":
+        params = quantize.parse(Table({"scheme": "ort-static"}, model, "--calibration"))
+        variants.append(VariantSpec("int8", "quantize", quantize.precision(params), params))
+    if is_tf_model(model):
+        for variant, quantization in (("tflite-fp32", "none"), ("tflite-int8", "int8" if calibration else "dynamic")):
+            params = tflite.parse(Table({"quantization": quantization}, model, "--model"))
+            variants.append(VariantSpec(variant, "tflite", tflite.precision(params), params))
     return WorkloadSpec(name=name, file=model, description=f"user model {model}",
-                        dataset=DatasetSpec(name="npz", path=str(data)),
-                        model=ModelSpec(onnx=model), training=TrainingSpec(),
-                        variants=(VariantSpec("as-given", "baseline", "as-given", {}),))
+                        dataset=DatasetSpec(name="npz", path=str(data),
+                                            calibration=str(calibration) if calibration else None),
+                        model=ModelSpec(path=model, scoring=scoring), training=TrainingSpec(),
+                        variants=tuple(variants))
+
+
+def model_precision(path: Path) -> str:
+    """The precision a user's model file runs at, read from the file (a missing or unreadable file is
+    reported where the model is loaded, with its reason): a QDQ graph is int8."""
+    from workloads.signatures import onnx_precision, tflite_precision
+
+    try:
+        if path.suffix == ".onnx":
+            import onnx
+
+            return onnx_precision(onnx.load(str(path), load_external_data=False))
+        if path.suffix == ".tflite":
+            return tflite_precision(path)
+    except Exception:  # noqa: BLE001 - the build step reports an unreadable file with its reason
+        return "fp32"
+    return "fp32"  # a TensorFlow model: float until converted

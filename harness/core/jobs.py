@@ -56,8 +56,8 @@ class Artifact:
     n_eval: int
     n_classes: int
     model_bytes: int
-    params: int
-    macs: int
+    params: int | None
+    macs: int | None
     torch_model: dict | None = None   # eager PyTorch: {"class", "kwargs"}; files["torch_code"] defines it
     variant_params: dict = field(default_factory=dict)
     stages: list[dict] = field(default_factory=list)
@@ -69,6 +69,11 @@ class Artifact:
     split: dict | None = None
     # per backend, options this artifact needs over the target's (e.g. onnxruntime qdq_fusion = false)
     backend_options: dict = field(default_factory=dict)
+    # a user's model: its inputs as the evaluation file holds them and how its output is scored
+    # (harness.core.model_io; None: one input `x`, top-1 of the first output)
+    inputs: list | None = None
+    scoring: dict | None = None
+    notes: list = field(default_factory=list)   # why a column stays empty (no metric, MACs not counted)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from targets.backends.base import SingleInputModel
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -23,7 +25,7 @@ def exits(exit_logits: np.ndarray, criterion: str, threshold: float) -> np.ndarr
     return entropy < threshold
 
 
-class EarlyExitModel:
+class EarlyExitModel(SingleInputModel):
     """Two loaded stage backends (each exposing `outputs(x) -> list of arrays`) and the exit rule."""
 
     measurement_note = None

@@ -12,6 +12,7 @@ import tempfile
 
 import numpy as np
 
+from harness.core import model_io
 from harness.core.measurement import MeasurementProtocol, run_windows
 from harness.core.plugins import load_ref
 from targets.agent.dataplane import SplitRunner
@@ -108,17 +109,20 @@ def run_job(request: JobRequest, send) -> JobResult:
             RUNNING_MONITORS.remove(monitor)
 
 
-def _accuracy_pass(model, x, y, fixed_batch, send) -> int:
-    eval_batch = fixed_batch or getattr(model, "accuracy_batch", None) or 256
+def _accuracy_pass(model, inputs, specs, labels, scoring, eval_batch, fixed_batch, send) -> int:
+    index = scoring["output_index"]
     correct = 0
-    for start in range(0, len(x), eval_batch):
-        chunk = x[start:start + eval_batch]
-        n = len(chunk)
-        if n < eval_batch and fixed_batch:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], eval_batch - n, axis=0)])
-        logits = np.asarray(model.predict(np.ascontiguousarray(chunk)))[:n]
-        correct += int((logits.reshape(n, -1).argmax(axis=1) == y[start:start + n]).sum())
-        send(Progress(ACCURACY, start + n, len(x)))
+    for start in range(0, len(labels), eval_batch):
+        stop = min(start + eval_batch, len(labels))
+        chunk = model_io.batch(inputs, specs, start, stop)
+        if stop - start < eval_batch and fixed_batch:  # the model takes full batches only: pad, then cut
+            chunk = model_io.resized(chunk, specs, eval_batch)
+        outputs = model.predict_all(chunk)
+        if index >= len(outputs):
+            raise Unsupported("{} returns {} output(s); the metric scores output {} ({})".format(
+                model.name or type(model).__name__, len(outputs), index, scoring.get("output")))
+        correct += model_io.count_correct(np.asarray(outputs[index])[:stop - start], labels[start:stop], scoring)
+        send(Progress(ACCURACY, stop, len(labels)))
     return correct
 
 
@@ -140,16 +144,23 @@ def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
         raise Unsupported("the model has a fixed batch size of {}; batch_size {} cannot run".format(
             fixed_batch, batch_size))
 
+    specs, scoring = model_io.input_specs(request.artifact), model_io.scoring_of(request.artifact)
     with np.load(request.artifact["eval_data"], allow_pickle=False) as data:
-        x, y = data["x"], data["y"]
+        inputs = model_io.load_inputs(data, specs)
+        labels = data[model_io.LABELS_KEY] if model_io.LABELS_KEY in data else None
+    n_eval = len(next(a for a, s in zip(inputs, specs) if s["per_sample"]))
     # a split job's accuracy does not depend on the link: measured over one, it is not sent again over a
-    # slower one (the whole evaluation set at 1 Mbit/s takes minutes)
-    again = (request.split or {}).get("accuracy_pass", True)
-    correct = _accuracy_pass(model, x, y, fixed_batch, send) if again else None
+    # slower one (the whole evaluation set at 1 Mbit/s takes minutes); a model without a metric has none
+    again = (request.split or {}).get("accuracy_pass", True) and scoring["metric"] != "none"
+    # inputs fed whole (an RNN's state) were given for the job's batch size: the accuracy pass keeps it
+    eval_batch = (fixed_batch or getattr(model, "accuracy_batch", None)
+                  or (batch_size if model_io.has_constants(specs) else 256))
+    correct = (_accuracy_pass(model, inputs, specs, labels, scoring, eval_batch, fixed_batch, send)
+               if again else None)
     if early_exit:
-        call, args = model.runner(x)
+        call, args = model.runner_all(inputs)
     else:
-        call, args = model.runner(np.ascontiguousarray(np.resize(x, (batch_size,) + x.shape[1:])))
+        call, args = model.runner_all(model_io.resized(inputs, specs, batch_size))
 
     protocol = MeasurementProtocol(**request.measurement_protocol)
     send(Progress(WARMUP, 0, protocol.n_windows))
@@ -157,7 +168,7 @@ def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
                         on_window=lambda done, total: send(Progress(WINDOW, done, total)))
     latency = np.frombuffer(timed.latency_ns, dtype=np.int64)
     result = JobResult(
-        accuracy=correct / len(y) if correct is not None else None, n_correct=correct, n_eval=len(y),
+        accuracy=correct / n_eval if correct is not None else None, n_correct=correct, n_eval=n_eval,
         windows=[[w.start_ns, w.end_ns, w.n_iterations] for w in timed.windows],
         warmup_iterations=timed.warmup_iterations, warmup_s=timed.warmup_s, peak_rss_mb=peak_rss_mb(),
         backend_info=model.stage1.info() if early_exit else model.info(),

@@ -74,7 +74,27 @@ def option_problem(declared, key, value):
     return "'{}' = {!r}: accepted: {}".format(key, value, describe_option(spec))
 
 
-class Backend:
+class SingleInputModel:
+    """The accuracy pass and the timed call go through predict_all and runner_all (every input in the
+    model's order, every output back). A model that takes one input and scores its first output needs only
+    predict and runner: these defaults adapt them, and refuse a model with several inputs."""
+
+    name = ""
+
+    def predict_all(self, inputs: list) -> list:
+        return [self.predict(self._single(inputs))]
+
+    def runner_all(self, inputs: list):
+        return self.runner(self._single(inputs))
+
+    def _single(self, inputs: list) -> np.ndarray:
+        if len(inputs) != 1:
+            raise Unsupported("{} runs single-input models; this model has {} inputs".format(
+                self.name or type(self).__name__, len(inputs)))
+        return inputs[0]
+
+
+class Backend(SingleInputModel):
     name = ""
     # option name -> what it accepts: a tuple of choices, bool, int / float (> 0, finite), str (non-empty),
     # list (of strings) or ANY. The host checks a target's [backends.<name>] tables and the artifacts'
@@ -91,12 +111,13 @@ class Backend:
         raise NotImplementedError
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """The first output for a batch, used by the accuracy pass."""
+        """The first output for a batch of a single-input model (see SingleInputModel)."""
         raise NotImplementedError
 
     def runner(self, x: np.ndarray) -> tuple[Callable[..., object], tuple]:
         """The runtime's call and its arguments for one inference on `x`, bound once: `call(*args)` is
-        the only thing inside a timed region."""
+        the only thing inside a timed region. A backend that runs several inputs overrides runner_all,
+        which fetches every output the model declares, as an application would."""
         raise NotImplementedError
 
     @property

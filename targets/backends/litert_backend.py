@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.core.quantization import dequantize, quantize
+from harness.core.tflite_io import tensors
 from targets.backends.base import Backend, require_runtime
 
 
@@ -28,31 +29,42 @@ class LiteRtBackend(Backend):
             kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.interpreter = module.Interpreter(**kwargs)
         self.interpreter.allocate_tensors()
-        self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
+        self._inputs = tensors(self.interpreter, "inputs")
+        self._outputs = tensors(self.interpreter, "outputs")
         self._version = _package_version(self.PACKAGE)
 
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
-        return quantize(x, self._input["dtype"], *self._input["quantization"])
-
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self._input["index"], x)
+    def _invoke(self, *quantized) -> list:
+        for tensor, x in zip(self._inputs, quantized):
+            self.interpreter.set_tensor(tensor["index"], x)
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._output["index"])
+        return [self.interpreter.get_tensor(t["index"]) for t in self._outputs]
+
+    def _quantized(self, inputs: list) -> list:
+        # data already in an integer input's dtype is taken as quantized by the user
+        return [x if np.dtype(t["dtype"]) == x.dtype else quantize(x, t["dtype"], *t["quantization"])
+                for t, x in zip(self._inputs, inputs)]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return dequantize(self._invoke(self._quantize(x)), *self._output["quantization"])
+        return self.predict_all([x])[0]
+
+    def predict_all(self, inputs: list) -> list:
+        outputs = self._invoke(*self._quantized(inputs))
+        return [dequantize(y, *t["quantization"]) for t, y in zip(self._outputs, outputs)]
 
     def runner(self, x: np.ndarray):
-        return self._invoke, (self._quantize(x),)
+        return self.runner_all([x])
+
+    def runner_all(self, inputs: list):
+        # set every input, invoke, read every output: what an integer-only application does per request
+        return self._invoke, tuple(self._quantized(inputs))
 
     @property
     def fixed_batch(self):
-        return int(self._input["shape"][0])
+        return int(self._inputs[0]["shape"][0]) if len(self._inputs[0]["shape"]) else None
 
     def info(self) -> dict:
         return {"runtime": self.PACKAGE, "version": self._version, "threads": self.threads,
-                "input_dtype": np.dtype(self._input["dtype"]).name,
+                "input_dtype": np.dtype(self._inputs[0]["dtype"]).name,
                 "xnnpack": bool(self.options.get("use_xnnpack", True))}
 
 

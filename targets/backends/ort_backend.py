@@ -37,21 +37,28 @@ class OrtBackend(Backend):
             so.add_session_config_entry("session.disable_quant_qdq", "1")
         providers = self.options.get("providers", ["CPUExecutionProvider"])
         self.session = ort.InferenceSession(path, so, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
         first = self.session.get_inputs()[0]
-        self.input_name = first.name
         self._fixed_batch = first.shape[0] if isinstance(first.shape[0], int) else None
-        self.output_names = [self.session.get_outputs()[0].name]
+        self.first_output = [self.session.get_outputs()[0].name]
         self._version = ort.__version__
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(self.output_names, {self.input_name: x})[0]
+        return self.session.run(self.first_output, {self.input_names[0]: x})[0]
 
     def outputs(self, x: np.ndarray) -> list:
         """Every output, in the model's order (stages of an early-exit network)."""
-        return self.session.run(None, {self.input_name: x})
+        return self.predict_all([x])
+
+    def predict_all(self, inputs: list) -> list:
+        return self.session.run(None, dict(zip(self.input_names, inputs)))
 
     def runner(self, x: np.ndarray):
-        return self.session.run, (self.output_names, {self.input_name: x})
+        return self.runner_all([x])
+
+    def runner_all(self, inputs: list):
+        # None: every output, as an application's call would (asking for one lets onnxruntime skip work)
+        return self.session.run, (None, dict(zip(self.input_names, inputs)))
 
     @property
     def fixed_batch(self):
