@@ -103,10 +103,11 @@ def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
         whole = rows[~strategy_of(rows).isin(LINKED)]
         alone = " (local jobs)" if len(whole) < len(rows) else ""
         figures = []
-        if len(whole):
+        scored = rows["accuracy"].notna().any()  # a model without a metric has no accuracy trade-off to draw
+        if scored and len(whole):
             figures.append(("accuracy vs latency", plots.tradeoff_plot(
                 whole, "latency_p50_ms", "latency p50 (ms)", f"{workload}: accuracy vs latency{alone}")))
-        if rows["macs"].notna().any():
+        if scored and rows["macs"].notna().any():
             # MACs belong to a variant, not to a backend: one point per variant
             # early exits: the expected MACs at their measured exit rate, not the worst case
             per_variant = rows.drop_duplicates("variant").assign(
@@ -115,9 +116,10 @@ def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
                 per_variant, "effective_macs", "MACs per inference (early exits: expected)",
                 f"{workload}: accuracy vs MACs", by_variant=True)))
         if whole["energy_per_inference_mj"].notna().any():
-            figures.append(("accuracy vs energy", plots.tradeoff_plot(
-                whole, "energy_per_inference_mj", "energy per inference (mJ)",
-                f"{workload}: accuracy vs energy{alone}{emulated_suffix(rows)}")))
+            if scored:
+                figures.append(("accuracy vs energy", plots.tradeoff_plot(
+                    whole, "energy_per_inference_mj", "energy per inference (mJ)",
+                    f"{workload}: accuracy vs energy{alone}{emulated_suffix(rows)}")))
             traces = power_traces(run_dir, rows)
             if traces:
                 figures.append(("power traces", plots.power_trace_plot(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, EdgebenchError
 from harness.core.hashing import content_hash
 from harness.core.jobs import Artifact
 from workloads.cache import cached_dir
@@ -220,5 +220,13 @@ def build_variants(base: BaseModel, names: set[str] | None = None,
         if names is not None and variant.name not in names:
             continue
         progress(f"building {base.workload.name}/{variant.name}")
-        artifacts[variant.name] = FAMILIES[variant.family].build(base, variant)
+        try:
+            artifacts[variant.name] = FAMILIES[variant.family].build(base, variant)
+        except EdgebenchError:
+            raise
+        except Exception as exc:  # a converter or quantizer refusing this model: one line, before any job
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+            raise ConfigError(f"{base.workload.file}: variant {variant.name!r} (family {variant.family}) could not "
+                              f"be built from {base.onnx_path or base.workload.model.path}: {type(exc).__name__}: "
+                              f"{detail}; leave the variant out or change its keys") from exc
     return artifacts

@@ -1,19 +1,17 @@
 """Evaluation and training data that ships inside installed packages, loaded offline.
 
 Each dataset gives images as float32 NCHW in [0, 1] and int64 labels; the train/eval split is stratified
-with a recorded seed. A user's own evaluation set is an .npz with arrays `x` and `y` (see `load_eval_npz`).
+with a recorded seed. A user's own evaluation set is an .npz checked against the model (workloads/user_data.py).
 """
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harness.core.errors import ConfigError
 from harness.core.hashing import content_hash
 from workloads.cache import cached_dir
 
@@ -96,67 +94,3 @@ def prepare(spec: DatasetSpec) -> PreparedData:
                         n_classes, len(y_eval))
 
 
-def load_eval_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A user's evaluation set: `x` in the model's input layout and scale, `y` integer labels."""
-    accepted = ("an .npz (numpy.savez) with 'x' (inputs, one sample per row) and 'y' (1-D integer labels), "
-                "without pickled objects")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: evaluation set not found; accepted: {accepted}") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ConfigError(f"{path}: not readable ({exc}); accepted: {accepted}") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ConfigError(f"{path}: a single array (.npy), not an .npz archive; accepted: {accepted}")
-    try:
-        with data:
-            missing = [k for k in ("x", "y") if k not in data.files]
-            if missing:
-                raise ConfigError(f"{path}: missing array(s) {', '.join(missing)}; an evaluation set "
-                                  f"needs 'x' (inputs) and 'y' (integer labels), found: "
-                                  f"{', '.join(data.files) or 'none'}")
-            x, y = data["x"], data["y"]
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ConfigError(f"{path}: not readable ({exc}); accepted: {accepted}") from None
-    if x.ndim < 1 or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise ConfigError(f"{path}: 'x' has shape {x.shape} dtype {x.dtype}; accepted: a numeric array "
-                          f"with one sample per row (at least 1-D)")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ConfigError(f"{path}: 'y' must be a 1-D array of integer labels, got shape {y.shape} "
-                          f"dtype {y.dtype}")
-    if len(x) != len(y) or len(y) == 0:
-        raise ConfigError(f"{path}: 'x' has {len(x)} samples and 'y' has {len(y)}; they must match "
-                          f"and be non-empty")
-    if y.min() < 0:
-        raise ConfigError(f"{path}: label {int(y.min())} in 'y' is negative; labels are class indices")
-    return x, y.astype(np.int64)
-
-
-def prepare_user_eval(path: Path, input_dtype: np.dtype, input_shape: tuple, n_classes: int | None
-                      ) -> PreparedData:
-    """Check a user's eval set against the model's input and output, and cache it in the model's dtype."""
-    x, y = load_eval_npz(path)
-    fixed = [d for d in input_shape[1:]]
-    sample = tuple(x.shape[1:])
-    if len(sample) != len(fixed) or any(isinstance(d, int) and d != s for d, s in zip(fixed, sample)):
-        raise ConfigError(f"{path}: 'x' has samples of shape {sample}; the model's input takes "
-                          f"{['batch', *fixed]} (x must already be in the model's layout)")
-    if n_classes is not None and int(y.max()) >= n_classes:
-        raise ConfigError(f"{path}: label {int(y.max())} in 'y' is out of range: the model's first "
-                          f"output has {n_classes} classes (labels 0..{n_classes - 1})")
-    if np.issubdtype(input_dtype, np.floating) != np.issubdtype(x.dtype, np.floating):
-        raise ConfigError(f"{path}: 'x' has dtype {x.dtype}; the model's input is {input_dtype}")
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).sum())
-        raise ConfigError(f"{path}: 'x' holds {bad} NaN or infinite values; accepted: finite numbers (an "
-                          f"accuracy over them would mean nothing)")
-    x = x.astype(input_dtype, copy=False)
-    key = content_hash({"file": str(Path(path).resolve()), "size": Path(path).stat().st_size,
-                        "mtime_ns": Path(path).stat().st_mtime_ns, "dtype": str(input_dtype)})
-
-    def build(tmp: Path) -> None:
-        np.savez(tmp / "eval.npz", x=x, y=y)
-
-    folder, _ = cached_dir("data", f"user-{key}", build)
-    classes = n_classes if n_classes is not None else int(y.max()) + 1
-    return PreparedData(None, folder / "eval.npz", sample, classes, len(y))

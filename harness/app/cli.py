@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.core.errors import ConfigError, EdgebenchError
+from harness.core.model_io import METRICS
 
 
 def _bench(args) -> int:
@@ -20,7 +21,9 @@ def _bench(args) -> int:
     if args.resume:
         given = [flag for flag, value in (("--target", args.target), ("--suite", args.suite),
                                           ("--workload", args.workload), ("--model", args.model),
-                                          ("--data", args.data), ("--backend", args.backend),
+                                          ("--data", args.data), ("--output", args.output),
+                                          ("--metric", args.metric), ("--threshold", args.threshold),
+                                          ("--calibration", args.calibration), ("--backend", args.backend),
                                           ("--threads", args.threads), ("--batch-size", args.batch_size),
                                           ("--power", args.power), ("--link", args.link),
                                           ("--server-address", args.server_address)) if value]
@@ -36,6 +39,8 @@ def _bench(args) -> int:
             request = BenchRequest(target=_absolute(args.target) or "cpu", suite=_absolute(args.suite) or "quick",
                                    workloads=[_absolute(w) for w in args.workload or []],
                                    model=_absolute(args.model), data=_absolute(args.data),
+                                   output=args.output, metric=args.metric, threshold=args.threshold,
+                                   calibration=_absolute(args.calibration),
                                    backends=args.backend or [],
                                    threads=args.threads or [], batch_sizes=args.batch_size or [],
                                    power=args.power, link=args.link, server_address=args.server_address)
@@ -56,6 +61,10 @@ def _bench(args) -> int:
         print(f"edgebench: {len(failed)} of {len(rows)} jobs failed ({skipped} skipped); first: "
               f"{failed[0]['job_id']}: {failed[0].get('reason', '')}; fix and resume with: "
               f"edgebench bench --resume {store.dir}", file=sys.stderr)
+        return 1
+    if rows and not any(r["status"] == "ok" for r in rows):
+        print(f"edgebench: no job of {len(rows)} measured anything (all skipped); first: {rows[0]['job_id']}: "
+              f"{rows[0].get('reason', '')}", file=sys.stderr)
         return 1
     return 0
 
@@ -80,8 +89,8 @@ def _splits(args) -> int:
 
 def _model_sample_shape(path: Path, given: str | None) -> tuple[int, ...]:
     """One sample's shape: --input-shape, else the model's first input without its batch axis."""
-    from workloads.build import load_user_onnx
     from workloads.costs import signature
+    from workloads.user_models import load_user_onnx
 
     model = load_user_onnx(path, "--model")  # a missing or corrupt file is one line, shape given or not
     if given:
@@ -189,8 +198,17 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--suite", help="a name from workloads/suites/ or a suite TOML file (default: quick)")
     b.add_argument("--workload", action="append", help="run this workload instead of the suite's "
                    "(repeatable; a name or a workload TOML file)")
-    b.add_argument("--model", help="your own ONNX model (with --data)")
-    b.add_argument("--data", help="its evaluation set: .npz with x (model layout) and y (labels)")
+    b.add_argument("--model", help="your own model (with --data): .onnx, .tflite, Keras .keras / .h5, or a "
+                                   "SavedModel directory")
+    b.add_argument("--data", help="its evaluation set: .npz with one array per model input, named after it (x "
+                                  "for a single input), in the model's layout, and y (labels)")
+    b.add_argument("--output", help="with --model: the output scored (default: the first)")
+    b.add_argument("--metric", choices=list(METRICS), help="with --model: how the output is scored: top1 "
+                   "(class scores, the default for an [N, C] output), label (an integer label output), binary "
+                   "(one score per sample, positive at >= --threshold), none (latency and energy only)")
+    b.add_argument("--threshold", type=float, help="with --metric binary: the positive threshold (default 0.5)")
+    b.add_argument("--calibration", help="with --model: a calibration .npz (as --data, y optional): adds "
+                                         "static int8 variants")
     b.add_argument("--backend", action="append", help="limit to these backends (repeatable)")
     b.add_argument("--threads", action="append", help="thread counts: an integer or 'all' (repeatable)")
     b.add_argument("--batch-size", action="append", type=_positive_int, help="batch sizes (repeatable)")

@@ -55,8 +55,9 @@ class QuietReporter:
 
     def job_finished(self, job: Job, row: dict) -> None:
         status = row["status"]
-        detail = (f"p50 {float(row['latency_p50_ms']):.3f} ms, acc {float(row['accuracy']):.4f}"
-                  if status == "ok" else row.get("reason", ""))
+        accuracy = f"{float(row['accuracy']):.4f}" if row.get("accuracy") is not None else "- (no metric)"
+        detail = (f"p50 {float(row['latency_p50_ms']):.3f} ms, acc {accuracy}" if status == "ok"
+                  else row.get("reason", ""))
         self.console.print(f"{status:8s} {job_label(job)}: {detail}")
 
 

@@ -10,6 +10,7 @@ from harness.core.baselines import BaselineAccuracies
 from harness.core.environment import utc_now
 from harness.core.jobs import Artifact, Job
 from harness.core.measurement import Window
+from harness.core.model_io import DEFAULT_SCORING, describe_scoring
 from harness.core.rundir import RunStore
 from harness.core.stats import ValidityRules, summarize
 from targets.base import Measurement
@@ -24,7 +25,8 @@ def job_row(run_id: str, job: Job, artifact: Artifact) -> dict:
             "finished_at": utc_now(),
             "variant_params": json.dumps(artifact.variant_params, sort_keys=True) if artifact.variant_params else "",
             "model_bytes": artifact.model_bytes, "params": artifact.params, "macs": artifact.macs,
-            "weight_sparsity": round(artifact.weight_sparsity or 0.0, 4), "n_eval": artifact.n_eval}
+            "weight_sparsity": round(artifact.weight_sparsity or 0.0, 4), "n_eval": artifact.n_eval,
+            "metric": describe_scoring(artifact.scoring or DEFAULT_SCORING), "notes": "; ".join(artifact.notes)}
 
 
 def expected_macs(stage_macs: list, exit_rate: float) -> float | None:
@@ -51,7 +53,7 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
     if m.warnings:
         row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.warnings]))
     reference = m.accuracy if job.family == "baseline" else baselines.reference(asdict(job))
-    row["accuracy_delta"] = m.accuracy - reference if reference is not None else None
+    row["accuracy_delta"] = m.accuracy - reference if None not in (m.accuracy, reference) else None
     return row
 
 

@@ -39,6 +39,7 @@ from targets.registry import load_adapter
 from targets.spec import TargetSpec, check_backend_options, find_target
 from workloads.build import build_base, build_variants
 from workloads.models import check_params
+from workloads.scoring import ScoringSpec
 from workloads.spec import WorkloadSpec, find_workload, user_model_workload
 
 
@@ -49,8 +50,12 @@ class BenchRequest:
     target: str = "cpu"
     suite: str = "quick"
     workloads: list[str] = field(default_factory=list)   # overrides the suite's list
-    model: str | None = None                              # a user's ONNX file ...
+    model: str | None = None                              # a user's model file ...
     data: str | None = None                               # ... and its evaluation .npz
+    output: str | None = None                             # ... the output scored
+    metric: str | None = None                             # ... how (workloads/scoring.py)
+    threshold: float | None = None                        # ... binary: the positive threshold
+    calibration: str | None = None                        # ... a calibration .npz (static int8 variants)
     backends: list[str] = field(default_factory=list)
     threads: list[str] = field(default_factory=list)      # "1", "all", ...
     batch_sizes: list[int] = field(default_factory=list)
@@ -94,10 +99,18 @@ def resolve(request: BenchRequest) -> ResolvedRun:
     target_power = power_spec(target.power_table, f"{target.file}: [power]")  # checked even with --power
     suite = find_suite(request.suite)
     if bool(request.model) != bool(request.data):
-        raise ConfigError("--model and --data go together: an ONNX file and its evaluation .npz "
-                          "(arrays x and y)")
+        raise ConfigError("--model and --data go together: a model file and its evaluation .npz "
+                          "(one array per model input, and y)")
+    given = [flag for flag, value in (("--output", request.output), ("--metric", request.metric),
+                                      ("--threshold", request.threshold), ("--calibration", request.calibration))
+             if value is not None]
+    if given and not request.model:
+        raise ConfigError(f"{', '.join(given)}: these describe a model given with --model; a workload file says "
+                          f"the same in [model] (output, metric, threshold) and [dataset] calibration")
     if request.model:
-        workloads = [user_model_workload(Path(request.model), Path(request.data))]
+        scoring = ScoringSpec(metric=request.metric, output=request.output, threshold=request.threshold)
+        workloads = [user_model_workload(Path(request.model), Path(request.data), scoring,
+                                         Path(request.calibration) if request.calibration else None)]
     else:
         names = request.workloads or list(suite.workloads)
         where = "--workload" if request.workloads else str(suite.file)

@@ -20,7 +20,8 @@ class BaselineAccuracies:
             self.add(row)
 
     def add(self, row: Mapping) -> None:
-        if row["status"] == "ok" and row["family"] == "baseline":
+        # a baseline without a metric has no accuracy to compare with
+        if row["status"] == "ok" and row["family"] == "baseline" and row.get("accuracy") not in (None, ""):
             self._rows.append(dict(row))
 
     def reference(self, key: Mapping) -> float | None:

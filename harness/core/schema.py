@@ -23,7 +23,7 @@ from harness.core.jobs import KEY_COLUMNS
 # 1: what edgebench wrote up to commit 39f6013 (no "format_version" in run.json; the measurement protocol
 #    under "protocol"). 2: run.json says "format_version" and names the protocol "measurement_protocol".
 # 3: split computing: the key column `link` and the split / link columns.
-RESULT_FORMAT_VERSION = 3
+RESULT_FORMAT_VERSION = 4
 
 KINDS = ("str", "int", "float", "bool", "json")
 
@@ -80,8 +80,11 @@ COLUMN_DEFS: tuple[Column, ...] = (
                              "sent, whole model on the server), `split` (head on the device, tail on the "
                              "server) or `bottleneck` (BottleFit: a trained encoder at the cut)."),
     C("variant_params", "json", "", "The variant's parameters from the workload file, defaults filled in."),
-    C("accuracy", "float", "", "Top-1 accuracy (0 to 1) over the whole evaluation split, same backend and "
-                               "artifact as timed.", "accuracy", ".4f", low=0, high=1),
+    C("accuracy", "float", "", "Accuracy (0 to 1) by `metric` over the whole evaluation split, same backend "
+                               "and artifact as timed; empty with metric `none` (see `notes`).", "accuracy",
+      ".4f", low=0, high=1),
+    C("metric", "str", "", "How `accuracy` scores the model: `top1` (argmax of class scores), `label` (an "
+                           "integer label output), `binary@<threshold>` (one score per sample) or `none`."),
     C("accuracy_delta", "float", "", "`accuracy` minus the same workload's fp32 baseline's on the same "
                                      "target, same backend when it ran there (else another backend's: a "
                                      "`.tflite` variant against the ONNX model it came from).",
@@ -180,6 +183,8 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("warnings", "str", "", "pyperf-style: stdev >= 10% of the mean, min or max >= 50% from the mean, "
                              "throughput spread between windows >= 10%; power frames dropped and "
                              "resynchronised; `; `-separated."),
+    C("notes", "str", "", "Why a column is empty: no metric for the model's output, MACs onnx-tool cannot "
+                          "count; `; `-separated."),
     C("raw_latency_file", "str", "", "`raw/<job_id>.npz`: `latency_ns` (every iteration, int64) and "
                                      "`windows` (start_ns, end_ns, iterations)."),
     C("finished_at", "str", "", "When the row was written (ISO 8601, UTC)."),

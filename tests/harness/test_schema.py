@@ -23,7 +23,7 @@ ROOT = PROJECT_ROOT
 # litert (skipped); see tests/fixtures/runs/README.txt
 FORMAT_1 = FIXTURES / "runs" / "format-1"
 # The header of the current format; changing COLUMNS changes it
-FORMAT_COLUMNS_SHA256 = {2: "cb05e5495b7bc0b7", 3: "ac24a919aa6025d3"}
+FORMAT_COLUMNS_SHA256 = {2: "cb05e5495b7bc0b7", 3: "ac24a919aa6025d3", 4: "130ae9615ab2f9b7"}
 
 
 @pytest.fixture

@@ -4,9 +4,12 @@ all formats so one .npz feeds them all."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import: no C++ info lines
 tf = pytest.importorskip("tensorflow", reason="TensorFlow is an optional extra (edgebench[tensorflow])")
 keras = pytest.importorskip("keras", reason="Keras comes with TensorFlow (edgebench[tensorflow])")
 ort = pytest.importorskip("onnxruntime")

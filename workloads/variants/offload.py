@@ -32,7 +32,8 @@ def build(base, variant) -> Artifact:
     from workloads.costs import signature
     from workloads.split_codec import payload_bytes
 
-    dtype = signature(onnx.load(str(base.onnx_path))).input_dtype  # the input crosses as the data holds it
+    # the input crosses as the data holds it
+    dtype = signature(onnx.load(str(base.require_onnx("offload")))).input_dtype
     elements = math.prod(base.data.input_shape)
     split = {"strategy": STRATEGY, "point": "input", "point_index": None,
              "payload_dtype": PAYLOAD_DTYPE_NAMES.get(dtype.name, dtype.name),
@@ -44,4 +45,4 @@ def build(base, variant) -> Artifact:
         workload=base.workload.name, variant=variant.name, family=variant.family, precision=variant.precision,
         files={"tail": str(base.onnx_path)}, eval_data=str(base.data.eval_path), n_eval=base.data.n_eval,
         n_classes=base.data.n_classes, model_bytes=base.cost.model_bytes, params=base.cost.params, macs=base.cost.macs,
-        variant_params={}, host_accuracy=base.host_accuracy, split=split)
+        variant_params={}, host_accuracy=base.host_accuracy, split=split, **base.model_io({}))

@@ -67,7 +67,10 @@ def _static(base, params: dict, out: Path, tmp: Path) -> None:
             return next(self.items, None)
 
     prepared = tmp / "preprocessed.onnx"
-    quant_pre_process(str(base.onnx_path), str(prepared))
+    try:
+        quant_pre_process(str(base.onnx_path), str(prepared))
+    except Exception:  # noqa: BLE001 - symbolic shape inference gives up on some graphs (scikit-learn's)
+        quant_pre_process(str(base.onnx_path), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(out), Samples(), quant_format=QuantFormat.QDQ,
                     per_channel=params["per_channel"], reduce_range=params["reduce_range"],
                     activation_type=_quant_type(params["activation_type"]),

@@ -74,7 +74,7 @@ def build(base, variant) -> Artifact:
         raise ConfigError(f"{where}, key 'payload' = \"int8\": the int8 payload's scale is calibrated on a "
                           f"training split, and a user's evaluation-only .npz has none; accepted here: "
                           f"payload = \"fp32\" or \"fp16\"")
-    candidates = split_candidates(base.onnx_path, base.data.input_shape)
+    candidates = split_candidates(base.require_onnx("split"), base.data.input_shape)
     cut = resolve_point(base, params, candidates, f"{where}, key 'point' = {params['point']!r}")
     # the codec's and the analysis' code are part of what the artifact is built from
     code = content_hash(inspect.getsource(split_codec) + inspect.getsource(split_analysis))
@@ -154,7 +154,8 @@ def split_artifact(base, variant, folder: Path, cut, payload_dtype: str, strateg
         files={"head": str(head_path), "tail": str(tail_path)}, eval_data=str(base.data.eval_path),
         n_eval=base.data.n_eval, n_classes=base.data.n_classes,
         model_bytes=head_path.stat().st_size + tail_path.stat().st_size, params=head_params + tail_params,
-        macs=macs, variant_params=dict(variant.params), host_accuracy=meta.get("host_accuracy"), split=split)
+        macs=macs, variant_params=dict(variant.params), host_accuracy=meta.get("host_accuracy"), split=split,
+        **base.model_io({}))
 
 
 def _range_of_outputs(head, x: np.ndarray) -> np.ndarray:

@@ -1,15 +1,18 @@
-"""TFLite artifacts for LiteRT: fp32, and full-integer int8 (int8 weights, activations, input and output).
+"""TFLite artifacts for LiteRT: fp32, full-integer int8 (int8 weights, activations, input and output), and
+for a TensorFlow model dynamic-range (int8 weights, float activations).
 
-Route: litert-torch converts the PyTorch reference model straight to .tflite (no TensorFlow, no ONNX in
-between); int8 goes through PyTorch's PT2E flow (torchao prepare/convert) with litert-torch's quantizer,
-symmetric per-channel weights, calibrated on the training split. onnx2tf was the other route and was
-rejected: it pins old tensorflow/numpy/onnx versions and fetches calibration data from the internet.
+Routes: a reference workload's PyTorch model goes straight to .tflite with litert-torch (no TensorFlow, no
+ONNX in between); int8 through PyTorch's PT2E flow (torchao prepare/convert) with litert-torch's quantizer,
+symmetric per-channel weights, calibrated on the training split. A user's Keras / SavedModel model goes
+through TensorFlow's own TFLite converter (workloads/tf_models.py), int8 calibrated on the user's
+calibration set. onnx2tf was the route from ONNX and was rejected: it pins old tensorflow/numpy/onnx
+versions and fetches calibration data from the internet.
 
     [[variants]]
     name = "tflite-int8"
     family = "tflite"
-    quantization = "int8"       # none (fp32) | int8
-    calibration_samples = 200   # int8: from the training split
+    quantization = "int8"       # none (fp32) | int8 | dynamic (TensorFlow models)
+    calibration_samples = 200   # int8: from the training split (a user's model: its calibration set)
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from harness.core.jobs import Artifact
 from harness.core.quantization import dequantize, quantize
 from workloads.quiet import ConverterError, native_output_captured
 
-QUANTIZATIONS = ("none", "int8")
+QUANTIZATIONS = ("none", "int8", "dynamic")
 
 
 def parse(table: Table) -> dict:
@@ -37,7 +40,7 @@ def parse(table: Table) -> dict:
 
 
 def precision(params: dict) -> str:
-    return "int8" if params["quantization"] == "int8" else "fp32"
+    return "fp32" if params["quantization"] == "none" else "int8"
 
 
 def _converter(workload_file: Path):
@@ -84,10 +87,37 @@ def host_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     return hits / len(x)
 
 
+def _from_tensorflow(base, variant) -> Artifact:
+    from workloads.tf_models import tf_to_tflite
+
+    params = variant.params
+    source = base.user.tf_source
+
+    def make(tmp: Path) -> dict:
+        calibration = None
+        if params["quantization"] == "int8":
+            calibration = {name: array[:params["calibration_samples"]]
+                           for name, array in base.user.calibration_arrays("tflite").items()}
+        tf_to_tflite(source, tmp / "model.tflite", params["quantization"], calibration)
+        return {"host_accuracy": None}  # scored on the device, with the workload's metric
+
+    folder = base.build_variant(variant, make)
+    return base.artifact(variant.name, "tflite", variant.precision, folder, params, same_macs_as_base=True)
+
+
 def build(base, variant) -> Artifact:
     import torch
 
     params = variant.params
+    if base.user is not None:
+        if base.user.tf_source is None:
+            raise ConfigError(f"{base.workload.file}: variant {variant.name!r}: family \"tflite\" converts a "
+                              f"TensorFlow / Keras model or a reference workload's PyTorch model; give the model's "
+                              f".keras / .h5 / SavedModel (or the .tflite itself as the model)")
+        return _from_tensorflow(base, variant)
+    if params["quantization"] == "dynamic":
+        raise ConfigError(f"{base.workload.file}: variant {variant.name!r}: quantization = \"dynamic\" is "
+                          f"TensorFlow's converter's; a PyTorch reference model takes none or int8")
     litert_torch = _converter(base.workload.file)
 
     def make(tmp: Path) -> dict:
