@@ -98,7 +98,7 @@ def test_npz_with_a_shape_the_model_cannot_take(capsys, tmp_path, user_model):
     np.savez(data, x=np.zeros((10, 3, 8, 8), np.float32), y=np.zeros(10, np.int64))
     code, err = run_cli(capsys, "bench", "--model", str(user_model["model"]), "--data", str(data),
                         "--runs-dir", str(tmp_path / "runs"))
-    assert_one_line_error(code, err, "shape.npz", "(3, 8, 8)", "['batch', 1, 8, 8]")
+    assert_one_line_error(code, err, "shape.npz", "[10, 3, 8, 8]", "['batch', 1, 8, 8]")
 
 
 def test_labels_out_of_range(capsys, tmp_path, user_model):

@@ -96,7 +96,7 @@ def test_user_model_from_the_command_line(user_model, capsys):
     assert code == 0
     rows = {r["backend"]: r for r in read_rows(only_run(runs))}
     ort = rows["onnxruntime"]
-    assert ort["status"] == "ok" and ort["workload"] == "user" and ort["precision"] == "as-given"
+    assert ort["status"] == "ok" and ort["workload"] == "user" and ort["precision"] == "fp32" and ort["variant"] == "as-given"
     # accuracy is the argmax of the first output against y, computed here independently
     import onnxruntime
 

@@ -148,9 +148,10 @@ def test_a_format_1_run_compares_with_its_migrated_copy(old_run, tmp_path):
 
 
 def current_format(row: dict) -> dict:
-    """A format-1 row as the current format holds it: the same values, the columns added since empty, and
-    (format 3) the job run whole on the device."""
-    return {**{c: row.get(c, "") for c in COLUMNS}, "strategy": "local"}
+    """A format-1 row as the current format holds it: the same values, the columns added since empty, (format
+    3) the job run whole on the device, and (format 4) its accuracy the top-1 one."""
+    return {**{c: row.get(c, "") for c in COLUMNS}, "strategy": "local",
+            "metric": "top1" if row.get("accuracy") else ""}
 
 
 def test_resume_migrates_a_format_1_run_in_place_keeping_the_originals(old_run):

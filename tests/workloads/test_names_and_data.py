@@ -12,7 +12,8 @@ from helpers import tiny_workload_toml, write
 from harness.app.cli import main
 from harness.core.errors import ConfigError
 from harness.core.jobs import NAME_RE, check_unique_ids, expand
-from workloads.datasets import load_eval_npz
+from workloads.signatures import ModelSignature, TensorSpec
+from workloads.user_data import prepare_user_data
 from workloads.spec import load_workload, safe_name, user_model_workload
 
 BAD_NAMES = ["a/b", "/abs/path", "../up", "int8 dyn", "-flag", "a__b", ".hidden", "trailing-", "", "é",
@@ -121,16 +122,27 @@ def npz(path: Path, **arrays) -> Path:
     return path
 
 
+# a model taking [batch, 4] floats and giving 3 class scores
+SIG = ModelSignature((TensorSpec("features", np.dtype(np.float32), ("batch", 4)),),
+                     (TensorSpec("scores", np.dtype(np.float32), ("batch", 3)),))
+
+
+def load_eval_npz(path: Path):
+    data = prepare_user_data(path, SIG)
+    arrays = data.arrays()
+    return arrays["x"], arrays["y"]
+
+
 @pytest.mark.parametrize("make, says", [
     (lambda p: (np.save(p.with_suffix(".npy"), np.zeros((3, 4))), p.with_suffix(".npy"))[1],
      "a single array (.npy), not an .npz archive"),
-    (lambda p: npz(p, x=np.float32(1.0), y=np.array([0])), "'x' has shape () dtype float32"),
-    (lambda p: npz(p, x=np.array(["a", "b"]), y=np.array([0, 1])), "'x' has shape (2,) dtype <U1"),
+    (lambda p: npz(p, x=np.float32(1.0), y=np.array([0])), "'x' has shape []; the model's input 'features' [batch, 4] float32"),
+    (lambda p: npz(p, x=np.array(["a", "b"]), y=np.array([0, 1])), "'x' has dtype <U1"),
     (lambda p: npz(p, x=np.zeros((2, 4)), y=np.int64(1)), "'y' must be a 1-D array"),
     (lambda p: npz(p, x=np.zeros((2, 4)), y=np.array([0.5, 1.0])), "'y' must be a 1-D array"),
     (lambda p: npz(p, x=np.zeros((2, 4))), "missing array(s) y"),
-    (lambda p: npz(p, x=np.zeros((2, 4)), y=np.array([0, 1, 2])), "'x' has 2 samples and 'y' has 3"),
-    (lambda p: npz(p, x=np.zeros((0, 4)), y=np.array([], np.int64)), "'x' has 0 samples"),
+    (lambda p: npz(p, x=np.zeros((2, 4)), y=np.array([0, 1, 2])), "the inputs have 2 samples and 'y' has 3"),
+    (lambda p: npz(p, x=np.zeros((0, 4)), y=np.array([], np.int64)), "have {'x': 0} samples"),
     (lambda p: npz(p, x=np.zeros((2, 4)), y=np.array([0, -1])), "label -1 in 'y' is negative"),
     (lambda p: (p.write_text("x,y\n1,2\n"), p)[1], "not readable"),
     (lambda p: (p.write_bytes(b"PK\x03\x04broken"), p)[1], "not readable"),
