@@ -49,7 +49,7 @@ class BaseModel:
 
     def artifact(self, variant: str, family: str, precision: str, folder: Path | None = None,
                  variant_params: dict | None = None, same_macs_as_base: bool = False,
-                 backend_options: dict | None = None) -> Artifact:
+                 backend_options: dict | None = None, notes: list | None = None) -> Artifact:
         """The artifact in `folder` (a built variant: its model files and meta.json), or the base model
         itself when `folder` is None."""
         if folder is None:
@@ -84,7 +84,7 @@ class BaseModel:
             torch_model=torch_model if "torch_state" in files else None,
             variant_params=dict(variant_params or {}), host_accuracy=accuracy,
             weight_sparsity=cost.weight_sparsity, backend_options=dict(backend_options or {}),
-            **self.model_io(files, [reason] if macs is None and reason else []))
+            **self.model_io(files, [*(notes or []), *([reason] if macs is None and reason else [])]))
 
     def model_io(self, files: dict, notes: list = ()) -> dict:
         """A user's model: the Artifact fields that say how its data is fed and its output scored, for the

@@ -13,8 +13,8 @@ from harness.app.cli import main
 from harness.core.errors import ConfigError
 from harness.core.jobs import NAME_RE, check_unique_ids, expand
 from workloads.signatures import ModelSignature, TensorSpec
-from workloads.user_data import prepare_user_data
 from workloads.spec import load_workload, safe_name, user_model_workload
+from workloads.user_data import prepare_user_data
 
 BAD_NAMES = ["a/b", "/abs/path", "../up", "int8 dyn", "-flag", "a__b", ".hidden", "trailing-", "", "é",
              "x" * 65, "tab\there"]
@@ -136,7 +136,8 @@ def load_eval_npz(path: Path):
 @pytest.mark.parametrize("make, says", [
     (lambda p: (np.save(p.with_suffix(".npy"), np.zeros((3, 4))), p.with_suffix(".npy"))[1],
      "a single array (.npy), not an .npz archive"),
-    (lambda p: npz(p, x=np.float32(1.0), y=np.array([0])), "'x' has shape []; the model's input 'features' [batch, 4] float32"),
+    (lambda p: npz(p, x=np.float32(1.0), y=np.array([0])),
+     "'x' has shape []; the model's input 'features' [batch, 4] float32"),
     (lambda p: npz(p, x=np.array(["a", "b"]), y=np.array([0, 1])), "'x' has dtype <U1"),
     (lambda p: npz(p, x=np.zeros((2, 4)), y=np.int64(1)), "'y' must be a 1-D array"),
     (lambda p: npz(p, x=np.zeros((2, 4)), y=np.array([0.5, 1.0])), "'y' must be a 1-D array"),

@@ -17,9 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from harness.core.config import Table
 from harness.core.jobs import Artifact
+from workloads.signatures import onnx_precision
 
 SCHEMES = ("ort-static", "ort-dynamic", "fp16")
 QUANT_TYPES = ("uint8", "int8")
@@ -94,7 +96,6 @@ def _dynamic(base, params: dict, out: Path) -> None:
 
 
 def _fp16(base, out: Path) -> None:
-    import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     onnx.save(convert_float_to_float16(onnx.load(str(base.onnx_path)), keep_io_types=True), str(out))
@@ -132,5 +133,11 @@ def build(base, variant) -> Artifact:
         return {"host_accuracy": host_accuracy(out, x, y)}
 
     folder = base.build_variant(variant, make)
+    notes = []
+    if params["scheme"] != "fp16" and onnx_precision(onnx.load(str(folder / "model.onnx"))) != "int8":
+        ops = sorted({n.op_type for n in onnx.load(str(base.onnx_path)).graph.node})
+        notes.append(f"precision: the quantizer left every operator in float ({', '.join(ops[:6])}): this variant "
+                     f"runs as fp32")
     # the same multiply-accumulates at a lower precision (onnx-tool cannot profile every quantized graph)
-    return base.artifact(variant.name, "quantize", variant.precision, folder, params, same_macs_as_base=True)
+    return base.artifact(variant.name, "quantize", variant.precision, folder, params, same_macs_as_base=True,
+                         notes=notes)
