@@ -76,9 +76,12 @@ def resolve_scoring(sig: ModelSignature, spec: ScoringSpec, where: str) -> tuple
             metric = "top1"
         else:
             metric = "none"
-            hint = "label" if tensor.dtype is not None and np.issubdtype(tensor.dtype, np.integer) else "binary"
-            notes.append(f"accuracy: no metric: output {tensor.describe()} is not class scores; set metric = "
-                         f"\"{hint}\" (or another output) to score it")
+            fitting = next((m for m in ("label", "binary") if _fit_problem(tensor, m) is None), None)
+            others = ", ".join(repr(o.name) for o in sig.outputs if o is not tensor)
+            hint = (f"set metric = \"{fitting}\" to score it" if fitting else
+                    f"score another output{' (' + others + ')' if others else ''} with output = ... and metric = "
+                    f"..., or set metric = \"none\"")
+            notes.append(f"accuracy: no metric: output {tensor.describe()} is not class scores; {hint}")
     elif metric != "none":
         problem = _fit_problem(tensor, metric)
         if problem:
