@@ -44,10 +44,11 @@ def _fit_problem(tensor: TensorSpec, metric: str) -> str | None:
         if width is None or (isinstance(width, int) and width < 2):
             return "top1 needs class scores [N, C] with C >= 2"
     elif metric == "label":
-        if width not in (1,) or not np.issubdtype(tensor.dtype, np.integer):
+        if width != 1 or not np.issubdtype(tensor.dtype, np.integer) or tensor.quantized:
             return "label needs one integer label per sample ([N] or [N, 1])"
     elif metric == "binary":
-        if width != 1 or not np.issubdtype(tensor.dtype, np.floating):
+        # a quantized output is dequantized to a float score before it is scored
+        if width != 1 or not (np.issubdtype(tensor.dtype, np.floating) or tensor.quantized):
             return "binary needs one float score per sample ([N] or [N, 1])"
     return None
 

@@ -64,12 +64,14 @@ def onnx_signature(model: onnx.ModelProto) -> ModelSignature:
 def tflite_interpreter(path: Path, where: str = ""):
     """LiteRT's interpreter on the host (the `tflite` extra), or one line saying what to install."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         raise ConfigError(f"{where or path}: reading a .tflite model on the host needs LiteRT: "
                           f"pip install 'edgebench[tflite]'") from None
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        # only its tensors are read: no XNNPACK delegate (which announces itself on stderr)
+        interpreter = Interpreter(model_path=str(path), num_threads=1,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"{path}: not a valid .tflite model ({str(exc).splitlines()[0]})") from None

@@ -218,7 +218,8 @@ def test_families_that_need_the_training_graph_say_so_naming_the_key(tmp_path, s
 
 # ---- .tflite as people have them: int8 input, NHWC, several outputs ----
 
-def bare_litert_accuracy(model: Path, x: np.ndarray, y: np.ndarray, output: int = 0) -> float:
+def bare_litert_accuracy(model: Path, x: np.ndarray, y: np.ndarray, output: int = 0,
+                         threshold: float | None = None) -> float:
     from ai_edge_litert.interpreter import Interpreter
 
     from harness.core.tflite_io import tensors
@@ -232,7 +233,9 @@ def bare_litert_accuracy(model: Path, x: np.ndarray, y: np.ndarray, output: int 
                                                                        *source["quantization"])
         interpreter.set_tensor(source["index"], sample)
         interpreter.invoke()
-        hits += int(dequantize(interpreter.get_tensor(sink["index"]), *sink["quantization"]).argmax() == y[i])
+        scores = dequantize(interpreter.get_tensor(sink["index"]), *sink["quantization"])
+        predicted = scores.argmax() if threshold is None else int(scores.reshape(-1)[0] >= threshold)
+        hits += int(predicted == y[i])
     return hits / len(x)
 
 
@@ -264,6 +267,22 @@ def test_a_tflite_model_scores_as_a_bare_litert_loop(tmp_path, model, shape, cla
         expected = bare_litert_accuracy(MODELS / model, d["x"], d["y"])
     assert float(by_backend["litert"]["accuracy"]) == pytest.approx(expected, abs=1e-12)
     assert by_backend["litert"]["precision"] == "int8" if "int8" in model else "fp32"
+
+
+def test_a_stateful_wake_word_model_with_a_uint8_score_is_scored_binary(tmp_path):
+    """microWakeWord: int8 audio features in, a quantized uint8 probability out, state kept between calls
+    (so the accuracy pass goes sample by sample in order, as the bare loop does)."""
+    pytest.importorskip("ai_edge_litert", reason="LiteRT (the tflite extra) runs .tflite on this machine")
+    model = MODELS / "hey_jarvis.tflite"
+    data = image_data(tmp_path / "eval.npz", (3, 40), 2, dtype=np.int8)
+    code, rows = bench(tmp_path, "--model", str(model), "--data", str(data), backends=("litert",))
+    assert code == 0 and rows[0]["metric"] == "none" and 'set metric = "binary"' in rows[0]["notes"]
+    code, rows = bench(tmp_path / "binary", "--model", str(model), "--data", str(data), "--metric", "binary",
+                       "--threshold", "0.1", backends=("litert",))
+    assert code == 0 and rows[0]["metric"] == "binary@0.1"
+    with np.load(data) as d:
+        expected = bare_litert_accuracy(model, d["x"], d["y"], threshold=0.1)
+    assert float(rows[0]["accuracy"]) == pytest.approx(expected, abs=1e-12)
 
 
 def test_a_detector_has_no_metric_and_an_unfitting_one_is_refused(tmp_path, capsys):

@@ -82,9 +82,12 @@ def test_tflite_artifacts_keep_accuracy_and_int8_is_full_integer(built):
 def test_litert_backend_quantizes_the_input_with_the_models_scale(built):
     _, artifacts = built
     backend = litert(artifacts["tflite-int8"].files["tflite"])
-    scale, zero_point = backend._input["quantization"]
+    scale, zero_point = backend._inputs[0]["quantization"]
     x = np.array([0.0, scale * 3, 1e6, -1e6], np.float32)
-    assert backend._quantize(x).tolist() == [zero_point, zero_point + 3, 127, -128]
+    assert backend._quantized([x])[0].tolist() == [zero_point, zero_point + 3, 127, -128]
+    # data already in the input's integer type is the user's quantization: fed as it is
+    given = np.array([1, 2, 3], np.int8)
+    assert backend._quantized([given])[0] is given
 
 
 def test_qat_weights_take_only_as_many_values_as_their_bits_allow(built):
