@@ -16,6 +16,23 @@ window_min_iterations = 20
 """
 
 
+def tiny_suite_toml(backends, batch_sizes=(1,), workloads=("digits-cnn",), name: str = "tiny") -> str:
+    """A suite with millisecond windows, one thread; `workloads` is what `--model` replaces."""
+    def toml_list(items) -> str:
+        return "[" + ", ".join(f'"{i}"' if isinstance(i, str) else str(i) for i in items) + "]"
+
+    return f"""
+    [suite]
+    name = "{name}"
+    workloads = {toml_list(workloads)}
+    {TINY_PROTOCOL}
+    [matrix]
+    backends = {toml_list(backends)}
+    threads = [1]
+    batch_sizes = {toml_list(batch_sizes)}
+    """
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FIXTURES, PROJECT_ROOT, TINY_PROTOCOL, write
+from helpers import FIXTURES, PROJECT_ROOT, tiny_suite_toml, write
 from sshd import SSHD, start_board
 
 from harness.app.cli import main
@@ -82,16 +82,7 @@ def board(tmp_path_factory):
 def bench_model(board, tmp_path: Path, model: Path, data: Path) -> dict:
     """`edgebench bench --model --data` on the board with tflite-runtime: the one row of the run."""
     target = write(tmp_path / "rpi.toml", board.target_toml("rpi", ["tflite-runtime"]))
-    suite = write(tmp_path / "suite.toml", f"""
-    [suite]
-    name = "tiny-tflite"
-    workloads = ["unused"]
-    {TINY_PROTOCOL}
-    [matrix]
-    backends = ["tflite-runtime"]
-    threads = [1]
-    batch_sizes = [1]
-    """)
+    suite = write(tmp_path / "suite.toml", tiny_suite_toml(["tflite-runtime"], name="tiny-tflite"))
     runs = tmp_path / "runs"
     code = main(["bench", "--model", str(model), "--data", str(data), "--target", str(target),
                  "--suite", str(suite), "--runs-dir", str(runs), "--backend", "tflite-runtime", "--quiet"])

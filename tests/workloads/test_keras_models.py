@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_PROTOCOL, write
+from helpers import tiny_suite_toml, write
 
 from harness.app.cli import main
 
@@ -59,16 +59,7 @@ def rows_of(runs: Path) -> dict:
 @pytest.mark.parametrize("model", ["digits.keras", "digits_saved_model"])
 def test_a_tensorflow_model_comes_out_as_onnx_and_tflite_rows(tmp_path, keras_model, model):
     folder = keras_model["dir"]
-    suite = write(tmp_path / "suite.toml", f"""
-    [suite]
-    name = "byo"
-    workloads = ["digits-cnn"]
-    {TINY_PROTOCOL}
-    [matrix]
-    backends = ["onnxruntime", "litert"]
-    threads = [1]
-    batch_sizes = [1]
-    """)
+    suite = write(tmp_path / "suite.toml", tiny_suite_toml(["onnxruntime", "litert"], name="byo"))
     code = main(["bench", "--model", str(folder / model), "--data", str(folder / "eval.npz"), "--calibration",
                  str(folder / "calib.npz"), "--suite", str(suite), "--runs-dir", str(tmp_path / "runs"), "--quiet",
                  "--no-report"])

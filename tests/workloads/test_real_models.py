@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FIXTURES, TINY_PROTOCOL, write
+from helpers import FIXTURES, tiny_suite_toml, write
 
 from harness.app.cli import main
 from harness.core.quantization import dequantize, quantize
@@ -19,16 +19,7 @@ MODELS = FIXTURES / "models"
 
 
 def suite_file(tmp_path: Path, backends: list[str], batch_sizes=(1,)) -> Path:
-    return write(tmp_path / "suite.toml", f"""
-    [suite]
-    name = "byo"
-    workloads = ["digits-cnn"]  # the suite needs one; --model replaces it
-    {TINY_PROTOCOL}
-    [matrix]
-    backends = {list(backends)!r}
-    threads = [1]
-    batch_sizes = {list(batch_sizes)!r}
-    """.replace("'", '"'))
+    return write(tmp_path / "suite.toml", tiny_suite_toml(backends, batch_sizes, name="byo"))
 
 
 def bench(tmp_path: Path, *args: str, backends=("onnxruntime",), batch_sizes=(1,)) -> tuple[int, list[dict]]:
@@ -168,8 +159,9 @@ def test_a_qdq_model_given_as_the_model_is_int8_by_what_it_holds(tmp_path, user_
     assert float(rows[0]["accuracy"]) > 0.8
 
 
-def test_without_calibration_static_int8_asks_for_it(tmp_path, sklearn_model, capsys):
-    workload = write(tmp_path / "w.toml", f"""
+def sklearn_workload(sklearn_model: dict, model_keys: str, variants: str) -> str:
+    """A workload file for the scikit-learn model: its fp32 baseline, then `variants`."""
+    return f"""
     [workload]
     name = "lr"
     [dataset]
@@ -177,15 +169,20 @@ def test_without_calibration_static_int8_asks_for_it(tmp_path, sklearn_model, ca
     path = "{sklearn_model['data']}"
     [model]
     path = "{sklearn_model['model']}"
-    metric = "label"
+    {model_keys}
     [[variants]]
     name = "fp32"
     family = "baseline"
+    """ + variants
+
+
+def test_without_calibration_static_int8_asks_for_it(tmp_path, sklearn_model, capsys):
+    workload = write(tmp_path / "w.toml", sklearn_workload(sklearn_model, 'metric = "label"', """
     [[variants]]
     name = "int8"
     family = "quantize"
     scheme = "ort-static"
-    """)
+    """))
     code = main(["bench", "--workload", str(workload), "--suite", str(suite_file(tmp_path, ["onnxruntime"])),
                  "--runs-dir", str(tmp_path / "runs"), "--quiet", "--no-report"])
     assert code == 2
@@ -195,21 +192,11 @@ def test_without_calibration_static_int8_asks_for_it(tmp_path, sklearn_model, ca
 
 @pytest.mark.parametrize("family", ["prune", "distill", "early_exit", "qat", "bottleneck"])
 def test_families_that_need_the_training_graph_say_so_naming_the_key(tmp_path, sklearn_model, capsys, family):
-    workload = write(tmp_path / "w.toml", f"""
-    [workload]
-    name = "lr"
-    [dataset]
-    name = "npz"
-    path = "{sklearn_model['data']}"
-    [model]
-    path = "{sklearn_model['model']}"
-    [[variants]]
-    name = "fp32"
-    family = "baseline"
+    workload = write(tmp_path / "w.toml", sklearn_workload(sklearn_model, "", f"""
     [[variants]]
     name = "v"
     family = "{family}"
-    """)
+    """))
     code = main(["bench", "--workload", str(workload), "--runs-dir", str(tmp_path / "runs"), "--quiet"])
     assert code == 2
     one_line_error(capsys, f"key 'variants[1].family' = '{family}': this family needs the network's training "
