@@ -79,3 +79,23 @@ def test_a_tensorflow_model_comes_out_as_onnx_and_tflite_rows(tmp_path, keras_mo
         assert abs(accuracy[key] - keras_model["accuracy"]) < 0.04, (key, accuracy)
     info = ran[("tflite-int8", "litert")]["backend_info"]
     assert '"input_dtype": "int8"' in info  # full-integer: the float images are quantized before timing
+
+
+def test_a_real_keras_h5_from_a_package_scores_as_keras(tmp_path):
+    """rock_paper_scissors.h5 (Silicon Labs' MLTK wheel, tests/fixtures/models/README.md): a legacy tf.keras
+    model; its ONNX form (tf2onnx) scores exactly as Keras' own predict on the same images."""
+    model_path = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "rock_paper_scissors.h5"
+    rng = np.random.default_rng(3)
+    x = rng.random((40, 96, 96, 1)).astype(np.float32)
+    model = keras.models.load_model(model_path, compile=False)
+    predicted = model.predict(x, verbose=0).argmax(axis=1)
+    y = np.where(rng.random(40) < 0.5, predicted, rng.integers(0, 3, 40))  # labels the model partly gets right
+    np.savez(tmp_path / "eval.npz", x=x, y=y)
+    suite = write(tmp_path / "suite.toml", tiny_suite_toml(["onnxruntime"], name="byo"))
+    code = main(["bench", "--model", str(model_path), "--data", str(tmp_path / "eval.npz"), "--suite", str(suite),
+                 "--runs-dir", str(tmp_path / "runs"), "--quiet", "--no-report"])
+    rows = rows_of(tmp_path / "runs")
+    assert code == 0 and rows[("as-given", "onnxruntime")]["status"] == "ok"
+    assert float(rows[("as-given", "onnxruntime")]["accuracy"]) == pytest.approx((predicted == y).mean(), abs=1e-12)
+    # without a calibration set its .tflite int8 is dynamic-range: int8 weights, float input
+    assert rows[("tflite-int8", "onnxruntime")]["status"] == "skipped"

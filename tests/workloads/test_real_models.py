@@ -75,6 +75,28 @@ def test_a_model_with_three_inputs_is_fed_by_name_and_scored_binary(tmp_path):
     assert rows[0]["macs"] == "" and "macs: onnx-tool" in rows[0]["notes"]
 
 
+def test_the_same_from_a_workload_file(tmp_path):
+    data = vad_data(tmp_path / "vad.npz")
+    workload = write(tmp_path / "vad.toml", f"""
+    [workload]
+    name = "vad"
+    [dataset]
+    name = "npz"
+    path = "vad.npz"
+    [model]
+    path = "{MODELS / 'silero_vad_16k_op15.onnx'}"
+    output = "output"
+    metric = "binary"
+    threshold = 0.3
+    [[variants]]
+    name = "fp32"
+    family = "baseline"
+    """)
+    code, rows = bench(tmp_path, "--workload", str(workload))
+    assert code == 0 and rows[0]["metric"] == "binary@0.3" and rows[0]["precision"] == "fp32"
+    assert float(rows[0]["accuracy"]) == pytest.approx(bare_vad_accuracy(data, threshold=0.3), abs=1e-12)
+
+
 def test_a_missing_input_array_stops_before_any_job_naming_it(tmp_path, capsys):
     data = vad_data(tmp_path / "vad.npz", with_state=False)
     code, rows = bench(tmp_path, "--model", str(MODELS / "silero_vad_16k_op15.onnx"), "--data", str(data),
