@@ -17,7 +17,7 @@ from harness.core.hashing import content_hash
 from harness.core.jobs import Artifact
 from workloads.cache import cached_dir
 from workloads.costs import ModelCost, model_cost
-from workloads.datasets import PreparedData, prepare
+from workloads.datasets import PreparedData, prepare, sample_indices
 from workloads.spec import USER_MODEL_FAMILIES, WorkloadSpec
 from workloads.variants import FAMILIES
 
@@ -112,8 +112,7 @@ class BaseModel:
 
         input_name = signature(onnx.load(str(self.onnx_path))).input_name
         x_train, _ = self.data.load_train()
-        picks = np.random.default_rng(0).choice(len(x_train), size=min(n_samples, len(x_train)), replace=False)
-        return [{input_name: x_train[i:i + 1]} for i in sorted(picks)]
+        return [{input_name: x_train[i:i + 1]} for i in sample_indices(len(x_train), n_samples)]
 
     def require_torch(self, family: str):
         """The trained reference model as a torch module (families that retrain need one)."""

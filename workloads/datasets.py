@@ -94,3 +94,7 @@ def prepare(spec: DatasetSpec) -> PreparedData:
                         n_classes, len(y_eval))
 
 
+def sample_indices(n_available: int, n_wanted: int) -> np.ndarray:
+    """Up to `n_wanted` of `n_available` samples, spread over them, in order, the same every time (the
+    calibration samples of every static quantizer)."""
+    return np.sort(np.random.default_rng(0).choice(n_available, size=min(n_wanted, n_available), replace=False))

@@ -68,8 +68,9 @@ def resolve_scoring(sig: ModelSignature, spec: ScoringSpec, where: str) -> tuple
         index = names.index(spec.output)
     tensor = sig.outputs[index]
     if spec.threshold is not None and spec.metric != "binary":
-        raise ConfigError(f"{where}: threshold = {spec.threshold} applies to metric \"binary\" only; got metric "
-                          f"{spec.metric!r}")
+        given = f"metric \"{spec.metric}\"" if spec.metric else "no metric"
+        raise ConfigError(f"{where}: threshold = {spec.threshold} applies to metric \"binary\" only, and {given} is "
+                          f"set; add metric = \"binary\" (--metric binary) or leave the threshold out")
     metric, notes = spec.metric, []
     if metric is None:
         problem = _fit_problem(tensor, "top1")
@@ -78,10 +79,11 @@ def resolve_scoring(sig: ModelSignature, spec: ScoringSpec, where: str) -> tuple
         else:
             metric = "none"
             fitting = next((m for m in ("label", "binary") if _fit_problem(tensor, m) is None), None)
-            others = ", ".join(repr(o.name) for o in sig.outputs if o is not tensor)
+            others = ", ".join(repr(o.name) for o in sig.outputs if o is not tensor
+                               and any(_fit_problem(o, m) is None for m in METRICS[:3]))
             hint = (f"set metric = \"{fitting}\" to score it" if fitting else
-                    f"score another output{' (' + others + ')' if others else ''} with output = ... and metric = "
-                    f"..., or set metric = \"none\"")
+                    f"score another output ({others}) with output = ... and metric = ..." if others else
+                    "no output of the model fits a metric: latency and energy only (metric = \"none\")")
             notes.append(f"accuracy: no metric: output {tensor.describe()} is not class scores; {hint}")
     elif metric != "none":
         problem = _fit_problem(tensor, metric)
@@ -103,9 +105,13 @@ def n_classes(sig: ModelSignature, scoring: dict) -> int | None:
     return width if scoring["metric"] == "top1" and isinstance(width, int) else None
 
 
-def for_artifact(scoring: dict, sig: ModelSignature) -> dict:
-    """The base's scoring for an artifact of another format: the output of the same name, else the same
-    position (a converter may rename outputs)."""
+def for_artifact(scoring: dict, sig: ModelSignature, where) -> dict:
+    """The base's scoring for an artifact of another format: the output of the same name (a model with one
+    output: that one, however a converter named it)."""
     names = [o.name for o in sig.outputs]
-    index = names.index(scoring["output"]) if scoring["output"] in names else scoring["output_index"]
-    return dict(scoring, output_index=index)
+    if scoring["output"] in names:
+        return dict(scoring, output_index=names.index(scoring["output"]))
+    if len(names) == 1:
+        return dict(scoring, output_index=0)
+    raise ConfigError(f"{where}: a converted form of the model has outputs {names}, none named "
+                      f"{scoring['output']!r} (the scored output): edgebench will not guess which is which")

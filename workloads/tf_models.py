@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from harness.core.errors import ConfigError
+from workloads.datasets import sample_indices
 from workloads.quiet import ConverterError, native_output_captured
 
 TF_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -248,7 +249,7 @@ def _calibration_samples(path: Path, model: _Model, calibration: dict[str, np.nd
     count = counts.pop() if counts else 1
     if count == 0:
         raise ConfigError(f"{path}: the calibration data holds no samples")
-    picks = np.sort(np.random.default_rng(0).choice(count, size=min(CALIBRATION_SAMPLES, count), replace=False))
+    picks = sample_indices(count, CALIBRATION_SAMPLES)
     return [{**constants, **{name: array[i:i + 1] for name, array in per_sample.items()}} for i in picks]
 
 

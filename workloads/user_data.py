@@ -76,11 +76,16 @@ def _check_input(path: Path, key: str, array: np.ndarray, tensor: TensorSpec) ->
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise ConfigError(f"{path}: '{key}' has dtype {array.dtype}; accepted: numbers for input "
                           f"{tensor.describe()}")
-    if tensor.dtype is not None and np.issubdtype(tensor.dtype, np.floating) != np.issubdtype(array.dtype,
-                                                                                             np.floating):
-        # a quantized .tflite input takes floats too: the backend quantizes them with the input's scale
-        if not (tensor.quantized and np.issubdtype(array.dtype, np.floating)):
-            raise ConfigError(f"{path}: '{key}' has dtype {array.dtype}; the model's input is {tensor.describe()}")
+    if tensor.quantized:
+        # floats are quantized by the backend with the input's scale; integers must already be the input's
+        # own values (a uint8 image cast to int8 would wrap around)
+        if not (np.issubdtype(array.dtype, np.floating) or array.dtype == tensor.dtype):
+            raise ConfigError(f"{path}: '{key}' has dtype {array.dtype}; the model's input {tensor.describe()} is "
+                              f"quantized: accepted: floats in the model's scale (quantized with the input's scale "
+                              f"and zero point) or {tensor.dtype} values already quantized")
+    elif tensor.dtype is not None and np.issubdtype(tensor.dtype, np.floating) != np.issubdtype(array.dtype,
+                                                                                               np.floating):
+        raise ConfigError(f"{path}: '{key}' has dtype {array.dtype}; the model's input is {tensor.describe()}")
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
         raise ConfigError(f"{path}: '{key}' holds {bad} NaN or infinite values; accepted: finite numbers (an "
@@ -127,6 +132,14 @@ def prepare_user_data(path: Path, sig: ModelSignature, role: str = EVALUATION,
         stored = SINGLE_INPUT_KEY if len(sig.inputs) == 1 else tensor.name
         fed[stored] = array if keep_float or tensor.dtype is None else array.astype(tensor.dtype, copy=False)
         specs.append({"name": stored, "per_sample": per_sample})
+    # an input fed whole whose dimension is named like the per-sample inputs' batch axis (an RNN state
+    # [2, batch, 128]) was given for one batch size: the agent skips other batch sizes, saying so
+    batch_symbols = {t.shape[0] for t, spec in zip(sig.inputs, specs)
+                     if spec["per_sample"] and t.shape and isinstance(t.shape[0], str)}
+    for tensor, spec in zip(sig.inputs, specs):
+        axes = [i for i, d in enumerate(tensor.shape or ()) if isinstance(d, str) and d in batch_symbols]
+        if not spec["per_sample"] and axes:
+            spec["batch_axis"] = axes[0]
     if not counts:
         raise ConfigError(f"{path}: no input takes samples on axis 0 ({', '.join(t.describe() for t in sig.inputs)})"
                           f"; accepted: a model with a batch axis")

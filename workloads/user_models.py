@@ -14,7 +14,7 @@ import onnx
 from harness.core.errors import ConfigError
 from harness.core.hashing import content_hash
 from workloads.cache import cached_dir
-from workloads.datasets import PreparedData
+from workloads.datasets import PreparedData, sample_indices
 from workloads.scoring import for_artifact, n_classes, resolve_scoring
 from workloads.signatures import ModelSignature, onnx_signature, tflite_signature
 from workloads.spec import WorkloadSpec
@@ -42,11 +42,17 @@ class UserModel:
             sig = onnx_signature(onnx.load(files["onnx"], load_external_data=False))
         elif "tflite" in files:
             sig = tflite_signature(Path(files["tflite"]))
-        by_name = {spec["name"]: spec for spec in self.data.inputs}
         inputs = self.data.inputs
-        if len(sig.inputs) > 1 and all(t.name in by_name for t in sig.inputs):
+        if len(sig.inputs) > 1:  # fed by position: the artifact's own order, found by name
+            by_name = {spec["name"]: spec for spec in self.data.inputs}
+            missing = [t.name for t in sig.inputs if t.name not in by_name]
+            if missing:
+                raise ConfigError(f"{self.file}: a converted form of the model ({', '.join(files.values())}) names "
+                                  f"its inputs {[t.name for t in sig.inputs]}, the model {list(by_name)}: edgebench "
+                                  f"will not guess which is which")
             inputs = [by_name[t.name] for t in sig.inputs]
-        return {"inputs": inputs, "scoring": for_artifact(self.scoring, sig), "notes": self.notes + notes}
+        return {"inputs": inputs, "scoring": for_artifact(self.scoring, sig, self.file),
+                "notes": self.notes + notes}
 
     def _calibration(self, family: str) -> UserData:
         if self.calibration is None:
@@ -55,20 +61,21 @@ class UserModel:
                               f"out as the evaluation set")
         return self.calibration
 
+    def calibration_arrays(self, n_samples: int, family: str) -> dict[str, np.ndarray]:
+        """Model input name -> up to `n_samples` calibration samples (samples on axis 0); an input fed whole,
+        whole."""
+        calibration = self._calibration(family)
+        arrays = calibration.arrays()
+        picks = sample_indices(calibration.n_samples, n_samples)
+        return {tensor.name: arrays[spec["name"]][picks] if spec["per_sample"] else arrays[spec["name"]]
+                for tensor, spec in zip(self.signature.inputs, calibration.inputs)}
+
     def calibration_feeds(self, n_samples: int, family: str) -> list[dict[str, np.ndarray]]:
         """One feed (model input name -> a batch of one) per calibration sample, up to `n_samples`."""
-        calibration = self._calibration(family)
-        arrays = calibration.arrays()
-        picks = np.random.default_rng(0).choice(calibration.n_samples, min(n_samples, calibration.n_samples),
-                                                replace=False)
-        return [{tensor.name: arrays[spec["name"]][i:i + 1] if spec["per_sample"] else arrays[spec["name"]]
-                 for tensor, spec in zip(self.signature.inputs, calibration.inputs)} for i in sorted(picks)]
-
-    def calibration_arrays(self, family: str) -> dict[str, np.ndarray]:
-        """Model input name -> its calibration samples (samples on axis 0)."""
-        calibration = self._calibration(family)
-        arrays = calibration.arrays()
-        return {tensor.name: arrays[spec["name"]] for tensor, spec in zip(self.signature.inputs, calibration.inputs)}
+        arrays = self.calibration_arrays(n_samples, family)
+        whole = {t.name for t, spec in zip(self.signature.inputs, self.calibration.inputs) if not spec["per_sample"]}
+        count = min(n_samples, self.calibration.n_samples)
+        return [{name: a if name in whole else a[i:i + 1] for name, a in arrays.items()} for i in range(count)]
 
 
 def load_user_onnx(path: Path, where: str = "") -> onnx.ModelProto:
@@ -88,7 +95,7 @@ def _require_exists(path: Path, where: str) -> None:
         raise ConfigError(f"{where + ': ' if where else ''}model file {path} not found; accepted: {FORMATS}")
 
 
-def _fingerprint(path: Path) -> list:
+def fingerprint(path: Path) -> list:
     """What identifies a model file or SavedModel directory's content for the conversion cache."""
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return [(str(p.relative_to(path) if path.is_dir() else p.name), p.stat().st_size, p.stat().st_mtime_ns)
@@ -103,7 +110,7 @@ def tf_onnx(path: Path, progress) -> Path:
         progress(f"converting {path.name} to ONNX (tf2onnx)")
         tf_to_onnx(path, tmp / "model.onnx")
 
-    folder, _ = cached_dir("models", f"tf-{content_hash({'path': str(path.resolve()), 'files': _fingerprint(path)})}",
+    folder, _ = cached_dir("models", f"tf-{content_hash({'path': str(path.resolve()), 'files': fingerprint(path)})}",
                            build)
     return folder / "model.onnx"
 
@@ -118,6 +125,10 @@ def user_base(workload: WorkloadSpec, progress):
     if path.suffix == ".onnx":
         onnx_path, sig = path, onnx_signature(load_user_onnx(path, where))
     elif path.suffix == ".tflite":
+        if workload.dataset.calibration:
+            raise ConfigError(f"{where}: calibration set {workload.dataset.calibration}: a .tflite is run as given, "
+                              f"not quantized again; give the model's ONNX or TensorFlow source to build int8 "
+                              f"variants, or leave the calibration set out")
         tflite_path, sig = path, tflite_signature(path, where)
     elif is_tf_model(path):
         tf_source = path

@@ -26,7 +26,8 @@ def _bench(args) -> int:
                                           ("--calibration", args.calibration), ("--backend", args.backend),
                                           ("--threads", args.threads), ("--batch-size", args.batch_size),
                                           ("--power", args.power), ("--link", args.link),
-                                          ("--server-address", args.server_address)) if value]
+                                          ("--server-address", args.server_address)) if value is not None
+                 and value != []]
         if given:
             raise ConfigError(f"--resume {args.resume} with {', '.join(given)}: a resumed run asks what it "
                               f"asked when it started; start a new run to change it")
@@ -169,6 +170,16 @@ def _absolute(name_or_path: str | None) -> str | None:
     return name_or_path
 
 
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: accepted: a finite number (e.g. 0.5)")
+    return value
+
+
 def _positive_int(text: str) -> int:
     from harness.core.jobs import MAX_BATCH_SIZE
 
@@ -206,7 +217,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--metric", choices=list(METRICS), help="with --model: how the output is scored: top1 "
                    "(class scores, the default for an [N, C] output), label (an integer label output), binary "
                    "(one score per sample, positive at >= --threshold), none (latency and energy only)")
-    b.add_argument("--threshold", type=float, help="with --metric binary: the positive threshold (default 0.5)")
+    b.add_argument("--threshold", type=_finite_float, help="with --metric binary: the positive threshold "
+                                                           "(default 0.5)")
     b.add_argument("--calibration", help="with --model: a calibration .npz (as --data, y optional): adds "
                                          "static int8 variants")
     b.add_argument("--backend", action="append", help="limit to these backends (repeatable)")

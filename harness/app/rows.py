@@ -21,7 +21,9 @@ CLOCK_UNCERTAINTY_SHARE = 0.01
 
 def job_row(run_id: str, job: Job, artifact: Artifact) -> dict:
     """The row's keys and the artifact's nominal cost: what a job's row holds even when it fails."""
-    return {"run_id": run_id, "job_id": job.job_id, **asdict(job), "energy_source": "none",
+    # the precision the built artifact holds (a quantizer may leave a graph in float), as planned otherwise
+    return {"run_id": run_id, "job_id": job.job_id, **asdict(job), "precision": artifact.precision,
+            "energy_source": "none",
             "finished_at": utc_now(),
             "variant_params": json.dumps(artifact.variant_params, sort_keys=True) if artifact.variant_params else "",
             "model_bytes": artifact.model_bytes, "params": artifact.params, "macs": artifact.macs,

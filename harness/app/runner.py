@@ -41,6 +41,7 @@ from workloads.build import build_base, build_variants
 from workloads.models import check_params
 from workloads.scoring import ScoringSpec
 from workloads.spec import WorkloadSpec, find_workload, user_model_workload
+from workloads.user_models import fingerprint
 
 
 @dataclass
@@ -85,7 +86,18 @@ class ResolvedRun:
             "workloads": [{"name": w.name, "file": str(w.file), "spec": asdict(w)} for w in self.workloads],
             "backends": self.backends,
             "power": power_config(self.power),
+            # a user's model and data are files outside the project: their content, so a resume sees a change
+            **({"user_files": user_files} if (user_files := self.user_files()) else {}),
         }
+
+    def user_files(self) -> dict:
+        files = {}
+        for w in self.workloads:
+            if w.model.path is not None:
+                paths = {"model": w.model.path, "data": w.dataset.path, "calibration": w.dataset.calibration}
+                files[w.name] = {role: fingerprint(Path(p)) for role, p in paths.items()
+                                 if p is not None and Path(p).exists()}
+        return files
 
 
 def power_config(power: PowerSpec) -> dict:
@@ -243,8 +255,8 @@ class Bench:
         info = store.run_info()
         run = resolve(BenchRequest(**info["request"]))
         if content_hash(run.snapshot()) != info["config_hash"]:
-            raise ConfigError(f"{run_dir}: the target, suite or workload files changed since this run "
-                              f"started; start a new run instead of resuming")
+            raise ConfigError(f"{run_dir}: the target, suite or workload files (or a user's model and data "
+                              f"files) changed since this run started; start a new run instead of resuming")
         return self._run(run, store, run_dir.parent)
 
     def _run(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:

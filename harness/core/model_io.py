@@ -3,8 +3,9 @@ host (checks before any job, host accuracy of a variant) and the agent (the accu
 call), so both read a file and score a batch the same way. Python 3.8, numpy only.
 
 An artifact says (as plain dicts, they cross the wire):
-- `inputs`: [{"name", "per_sample"}] in the model's input order. A per-sample array has the samples on
-  axis 0 and is cut into batches; the others (an RNN's state, a sample rate) are fed whole to every call.
+- `inputs`: [{"name", "per_sample", "batch_axis"?}] in the model's input order. A per-sample array has
+  the samples on axis 0 and is cut into batches; the others (an RNN's state, a sample rate) are fed whole
+  to every call; `batch_axis`: the axis of such an input that must equal the batch size.
   Absent: one per-sample input stored as `x` (the reference workloads).
 - `scoring`: {"metric", "output_index", "output", "threshold"}. Absent: top-1 of the first output.
 """
@@ -45,6 +46,16 @@ def resized(arrays: list, specs: list, batch_size: int) -> list:
     """One timed call's inputs: each per-sample input repeated or cut to `batch_size` samples."""
     return [np.ascontiguousarray(np.resize(a, (batch_size,) + a.shape[1:])) if s["per_sample"] else a
             for a, s in zip(arrays, specs)]
+
+
+def batch_problem(arrays: list, specs: list, batch_size: int):
+    """Why an input fed whole cannot run at `batch_size` (it was given for another batch), or None."""
+    for array, spec in zip(arrays, specs):
+        axis = spec.get("batch_axis")
+        if axis is not None and array.shape[axis] != batch_size:
+            return ("input '{}' was given for batch {} (its axis {} is the batch axis); batch_size {} needs one of "
+                    "that batch".format(spec["name"], array.shape[axis], axis, batch_size))
+    return None
 
 
 def has_constants(specs: list) -> bool:

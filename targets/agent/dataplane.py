@@ -29,7 +29,7 @@ from array import array
 
 import numpy as np
 
-from targets.backends.base import SingleInputModel
+from targets.backends.base import ModelCalls
 
 clock_ns = time.monotonic_ns
 
@@ -390,7 +390,7 @@ class ServerLink:
         self.sock.close()
 
 
-class SplitRunner(SingleInputModel):
+class SplitRunner(ModelCalls):
     """A split model on the device: `head` (a loaded backend, or None for offload: the input itself is the
     payload), then the server over `link`. It has a backend's interface for the accuracy pass (`predict`)
     and the timed loop (`runner`); each timed call records its four parts."""

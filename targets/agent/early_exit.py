@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from targets.backends.base import SingleInputModel
+from targets.backends.base import ModelCalls
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -25,7 +25,7 @@ def exits(exit_logits: np.ndarray, criterion: str, threshold: float) -> np.ndarr
     return entropy < threshold
 
 
-class EarlyExitModel(SingleInputModel):
+class EarlyExitModel(ModelCalls):
     """Two loaded stage backends (each exposing `outputs(x) -> list of arrays`) and the exit rule."""
 
     measurement_note = None

@@ -148,6 +148,9 @@ def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
     with np.load(request.artifact["eval_data"], allow_pickle=False) as data:
         inputs = model_io.load_inputs(data, specs)
         labels = data[model_io.LABELS_KEY] if model_io.LABELS_KEY in data else None
+    problem = model_io.batch_problem(inputs, specs, batch_size)
+    if problem:
+        raise Unsupported(problem)
     n_eval = len(next(a for a, s in zip(inputs, specs) if s["per_sample"]))
     # a split job's accuracy does not depend on the link: measured over one, it is not sent again over a
     # slower one (the whole evaluation set at 1 Mbit/s takes minutes); a model without a metric has none

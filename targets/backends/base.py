@@ -74,7 +74,7 @@ def option_problem(declared, key, value):
     return "'{}' = {!r}: accepted: {}".format(key, value, describe_option(spec))
 
 
-class SingleInputModel:
+class ModelCalls:
     """The accuracy pass and the timed call go through predict_all and runner_all (every input in the
     model's order, every output back). A model that takes one input and scores its first output needs only
     predict and runner: these defaults adapt them, and refuse a model with several inputs."""
@@ -94,7 +94,7 @@ class SingleInputModel:
         return inputs[0]
 
 
-class Backend(SingleInputModel):
+class Backend(ModelCalls):
     name = ""
     # option name -> what it accepts: a tuple of choices, bool, int / float (> 0, finite), str (non-empty),
     # list (of strings) or ANY. The host checks a target's [backends.<name>] tables and the artifacts'
@@ -111,7 +111,7 @@ class Backend(SingleInputModel):
         raise NotImplementedError
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """The first output for a batch of a single-input model (see SingleInputModel)."""
+        """The first output for a batch of a single-input model (see ModelCalls)."""
         raise NotImplementedError
 
     def runner(self, x: np.ndarray) -> tuple[Callable[..., object], tuple]:

@@ -31,7 +31,20 @@ class LiteRtBackend(Backend):
         self.interpreter.allocate_tensors()
         self._inputs = tensors(self.interpreter, "inputs")
         self._outputs = tensors(self.interpreter, "outputs")
+        self._shapes = [tuple(t["shape"]) for t in self._inputs]
+        # a batch axis the model declares dynamic (shape_signature -1) is resized to the data's batch
+        self._resizable = all(len(t.get("shape_signature", ())) and t["shape_signature"][0] == -1
+                              for t in self._inputs)
         self._version = _package_version(self.PACKAGE)
+
+    def _fit(self, inputs: list) -> None:
+        """Resize the inputs to these arrays' shapes (outside any timed call); a fixed model is left as is."""
+        if not self._resizable or [x.shape for x in inputs] == self._shapes:
+            return
+        for tensor, x in zip(self._inputs, inputs):
+            self.interpreter.resize_tensor_input(tensor["index"], list(x.shape))
+        self.interpreter.allocate_tensors()
+        self._shapes = [x.shape for x in inputs]
 
     def _invoke(self, *quantized) -> list:
         for tensor, x in zip(self._inputs, quantized):
@@ -48,6 +61,7 @@ class LiteRtBackend(Backend):
         return self.predict_all([x])[0]
 
     def predict_all(self, inputs: list) -> list:
+        self._fit(inputs)
         outputs = self._invoke(*self._quantized(inputs))
         return [dequantize(y, *t["quantization"]) for t, y in zip(self._outputs, outputs)]
 
@@ -56,11 +70,14 @@ class LiteRtBackend(Backend):
 
     def runner_all(self, inputs: list):
         # set every input, invoke, read every output: what an integer-only application does per request
+        self._fit(inputs)
         return self._invoke, tuple(self._quantized(inputs))
 
     @property
     def fixed_batch(self):
-        return int(self._inputs[0]["shape"][0]) if len(self._inputs[0]["shape"]) else None
+        if self._resizable or not len(self._inputs[0]["shape"]):
+            return None
+        return int(self._inputs[0]["shape"][0])
 
     def info(self) -> dict:
         return {"runtime": self.PACKAGE, "version": self._version, "threads": self.threads,

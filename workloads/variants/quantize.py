@@ -73,6 +73,9 @@ def _static(base, params: dict, out: Path, tmp: Path) -> None:
         quant_pre_process(str(base.onnx_path), str(prepared))
     except Exception:  # noqa: BLE001 - symbolic shape inference gives up on some graphs (scikit-learn's)
         quant_pre_process(str(base.onnx_path), str(prepared), skip_symbolic_shape=True)
+    finally:
+        # onnxruntime leaves its half-done inference in the working directory when it gives up
+        Path("sym_shape_infer_temp.onnx").unlink(missing_ok=True)
     quantize_static(str(prepared), str(out), Samples(), quant_format=QuantFormat.QDQ,
                     per_channel=params["per_channel"], reduce_range=params["reduce_range"],
                     activation_type=_quant_type(params["activation_type"]),
@@ -133,11 +136,11 @@ def build(base, variant) -> Artifact:
         return {"host_accuracy": host_accuracy(out, x, y)}
 
     folder = base.build_variant(variant, make)
-    notes = []
+    notes, precision = [], variant.precision
     if params["scheme"] != "fp16" and onnx_precision(onnx.load(str(folder / "model.onnx"))) != "int8":
         ops = sorted({n.op_type for n in onnx.load(str(base.onnx_path)).graph.node})
         notes.append(f"precision: the quantizer left every operator in float ({', '.join(ops[:6])}): this variant "
                      f"runs as fp32")
+        precision = "fp32"
     # the same multiply-accumulates at a lower precision (onnx-tool cannot profile every quantized graph)
-    return base.artifact(variant.name, "quantize", variant.precision, folder, params, same_macs_as_base=True,
-                         notes=notes)
+    return base.artifact(variant.name, "quantize", precision, folder, params, same_macs_as_base=True, notes=notes)

@@ -96,8 +96,7 @@ def _from_tensorflow(base, variant) -> Artifact:
     def make(tmp: Path) -> dict:
         calibration = None
         if params["quantization"] == "int8":
-            calibration = {name: array[:params["calibration_samples"]]
-                           for name, array in base.user.calibration_arrays("tflite").items()}
+            calibration = base.user.calibration_arrays(params["calibration_samples"], "tflite")
         tf_to_tflite(source, tmp / "model.tflite", params["quantization"], calibration)
         return {"host_accuracy": None}  # scored on the device, with the workload's metric
 
@@ -113,7 +112,7 @@ def build(base, variant) -> Artifact:
         if base.user.tf_source is None:
             raise ConfigError(f"{base.workload.file}: variant {variant.name!r}: family \"tflite\" converts a "
                               f"TensorFlow / Keras model or a reference workload's PyTorch model; give the model's "
-                              f".keras / .h5 / SavedModel (or the .tflite itself as the model)")
+                              f".keras / .h5 / SavedModel directory as [model] path")
         return _from_tensorflow(base, variant)
     if params["quantization"] == "dynamic":
         raise ConfigError(f"{base.workload.file}: variant {variant.name!r}: quantization = \"dynamic\" is "
