@@ -330,3 +330,53 @@ def test_a_file_in_no_known_format_is_one_line(tmp_path, capsys):
     assert code == 2
     one_line_error(capsys, "unknown format; accepted: an .onnx or .tflite file, a Keras .keras / .h5 file, or a "
                            "SavedModel directory")
+
+
+def test_integers_for_a_quantized_input_must_be_its_own(tmp_path, capsys):
+    """uint8 images 0..255 cast to the int8 input would wrap around: refused, floats or int8 accepted."""
+    data = image_data(tmp_path / "eval.npz", (32, 32, 3), 10, dtype=np.uint8)
+    code, _ = bench(tmp_path, "--model", str(MODELS / "cifar10_resnet_int8.tflite"), "--data", str(data),
+                    backends=("litert",))
+    assert code == 2
+    one_line_error(capsys, f"{data}: 'x' has dtype uint8; the model's input 'input_1_int8' [batch, 32, 32, 3] int8 "
+                           f"is quantized: accepted: floats")
+
+
+def test_a_dynamic_batch_tflite_runs_at_any_batch_size(tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="LiteRT (the tflite extra) runs .tflite on this machine")
+    model = MODELS / "kws_dscnn.tflite"  # shape_signature [-1, 50, 10, 1]
+    data = image_data(tmp_path / "eval.npz", (50, 10, 1), 12)
+    code, rows = bench(tmp_path, "--model", str(model), "--data", str(data), backends=("litert",),
+                       batch_sizes=(1, 4))
+    assert code == 0 and [r["status"] for r in rows] == ["ok", "ok"]
+    with np.load(data) as d:
+        expected = bare_litert_accuracy(model, d["x"], d["y"])
+    assert [float(r["accuracy"]) for r in rows] == pytest.approx([expected, expected], abs=1e-6)
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--threshold", "nan"], "argument --threshold: 'nan': accepted: a finite number"),
+    (["--threshold", "0.4"], 'threshold = 0.4 applies to metric "binary" only, and no metric is set'),
+    (["--calibration", "calib.npz"], "a .tflite is run as given, not quantized again"),
+])
+def test_flags_that_cannot_apply_are_one_line(tmp_path, capsys, flags, says):
+    data = image_data(tmp_path / "eval.npz", (50, 10, 1), 12)
+    np.savez(tmp_path / "calib.npz", x=np.zeros((4, 50, 10, 1), np.float32))
+    flags = [str(tmp_path / f) if f.endswith(".npz") else f for f in flags]
+    code, rows = bench(tmp_path, "--model", str(MODELS / "kws_dscnn.tflite"), "--data", str(data), *flags,
+                       backends=("litert",))
+    assert code == 2 and rows == []
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err, err
+
+
+def test_a_changed_model_or_data_file_is_not_resumed(tmp_path, sklearn_model, capsys):
+    data = tmp_path / "eval.npz"
+    data.write_bytes(sklearn_model["data"].read_bytes())
+    code, _ = bench(tmp_path, "--model", str(sklearn_model["model"]), "--data", str(data), "--metric", "label")
+    assert code == 0
+    with np.load(data) as d:
+        np.savez(data, x=d["x"][:100], y=d["y"][:100])  # other samples under the same name
+    run = next((tmp_path / "runs").iterdir())
+    assert main(["bench", "--resume", str(run), "--quiet", "--no-report"]) == 2
+    assert "model and data files) changed since this run started" in capsys.readouterr().err
