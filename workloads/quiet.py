@@ -40,3 +40,19 @@ def native_output_captured(what: str):
         finally:
             for fd in saved:
                 os.close(fd)
+
+
+def import_converter(module: str, where, needs: str, extra: str):
+    """`module`, imported with its native output captured; when it is not installed, one line: `where`,
+    what `needs` it, and the extra that installs it."""
+    import importlib
+
+    from harness.core.errors import ConfigError
+
+    try:
+        with native_output_captured(f"importing {module}"):
+            return importlib.import_module(module)
+    except ConverterError as exc:
+        if not isinstance(exc.__cause__, ImportError):
+            raise
+        raise ConfigError(f"{where}: {needs}; install the extra: pip install -e '.[{extra}]'") from None

@@ -34,7 +34,7 @@ import numpy as np
 
 from harness.core.errors import ConfigError
 from workloads.datasets import sample_indices
-from workloads.quiet import ConverterError, native_output_captured
+from workloads.quiet import ConverterError, import_converter, native_output_captured
 
 TF_SUFFIXES = (".keras", ".h5", ".hdf5")
 QUANTIZATIONS = ("none", "dynamic", "int8")
@@ -53,14 +53,8 @@ def is_tf_model(path: Path) -> bool:
 
 def _tensorflow(path: Path):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ info and warnings; read once, at import
-    try:
-        with native_output_captured("importing TensorFlow"):
-            import tensorflow as tf
-    except ConverterError as exc:
-        if not isinstance(exc.__cause__, ImportError):
-            raise
-        raise ConfigError(f"{path}: TensorFlow/Keras models need TensorFlow to convert them; install the "
-                          f"extra: pip install 'edgebench[tensorflow]'") from None
+    tf = import_converter("tensorflow", path, "TensorFlow/Keras models need TensorFlow to convert them",
+                          "tensorflow")
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)  # Keras' "saving as HDF5 is legacy" and such
@@ -259,14 +253,7 @@ def tf_to_onnx(path: Path, out: Path, opset: int = 17) -> None:
     path = Path(path)
     model = _load(path)
     tf = _tensorflow(path)
-    try:
-        with native_output_captured("importing tf2onnx"):
-            import tf2onnx
-    except ConverterError as exc:
-        if not isinstance(exc.__cause__, ImportError):
-            raise
-        raise ConfigError(f"{path}: converting TensorFlow models to ONNX needs tf2onnx; install the extra: "
-                          f"pip install 'edgebench[tensorflow]'") from None
+    tf2onnx = import_converter("tf2onnx", path, "converting TensorFlow models to ONNX needs tf2onnx", "tensorflow")
     with native_output_captured(f"converting {path} to ONNX"):
         # tf2onnx names the graph's inputs after the TensorSpecs and its outputs after the dict's keys
         proto, _ = tf2onnx.convert.from_function(_serving_function(tf, model), input_signature=model.inputs,

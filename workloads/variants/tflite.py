@@ -25,7 +25,7 @@ from harness.core.config import Table
 from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
 from harness.core.quantization import dequantize, quantize
-from workloads.quiet import ConverterError, native_output_captured
+from workloads.quiet import import_converter, native_output_captured
 
 QUANTIZATIONS = ("none", "int8", "dynamic")
 
@@ -44,15 +44,8 @@ def precision(params: dict) -> str:
 
 
 def _converter(workload_file: Path):
-    try:
-        with native_output_captured("importing litert-torch"):
-            import litert_torch
-    except ConverterError as exc:
-        if not isinstance(exc.__cause__, ImportError):
-            raise
-        raise ConfigError(f"{workload_file}: family \"tflite\" needs litert-torch to convert models; "
-                          f"install the extra: pip install -e '.[tflite]'") from None
-    return litert_torch
+    return import_converter("litert_torch", workload_file, "family \"tflite\" needs litert-torch to convert models",
+                            "tflite")
 
 
 def _int8(litert_torch, model, sample, calibration: np.ndarray):
