@@ -108,9 +108,9 @@ class BaseModel:
             return self.user.calibration_feeds(n_samples, family)
         import onnx
 
-        from workloads.costs import signature
+        from workloads.signatures import onnx_signature
 
-        input_name = signature(onnx.load(str(self.onnx_path))).input_name
+        input_name = onnx_signature(onnx.load(str(self.onnx_path))).inputs[0].name
         x_train, _ = self.data.load_train()
         return [{input_name: x_train[i:i + 1]} for i in sample_indices(len(x_train), n_samples)]
 

@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from workloads.signatures import onnx_signature
+
 COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv", "QLinearMatMul",
                "ConvInteger", "MatMulInteger"}
 
@@ -38,29 +40,6 @@ class ModelCost:
     macs: int | None  # None when the graph cannot be profiled (an operator onnx-tool lacks)
     weight_sparsity: float = 0.0  # share of exact zeros among weights of two or more dimensions
     macs_reason: str | None = None  # why `macs` is None
-
-
-@dataclass(frozen=True)
-class ModelSignature:
-    """The first input's name, dtype and shape (symbolic dims as str), and the first output's width."""
-
-    input_name: str
-    input_dtype: np.dtype
-    input_shape: tuple
-    n_outputs: int | None
-
-
-def signature(model: onnx.ModelProto) -> ModelSignature:
-    initializers = {t.name for t in model.graph.initializer}
-    first = next(i for i in model.graph.input if i.name not in initializers)
-    tensor = first.type.tensor_type
-    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                  for d in tensor.shape.dim)
-    dtype = np.dtype(ONNX_TO_NUMPY.get(tensor.elem_type, np.float32))
-    out_dims = model.graph.output[0].type.tensor_type.shape.dim
-    last = out_dims[-1] if out_dims else None
-    n_outputs = last.dim_value if last is not None and last.HasField("dim_value") else None
-    return ModelSignature(first.name, dtype, shape, n_outputs)
 
 
 def model_cost(path: Path, sample_shape: tuple[int, ...]) -> ModelCost:
@@ -105,8 +84,8 @@ def node_profile(model: onnx.ModelProto, sample_shape: tuple[int, ...]) -> NodeP
 def _profiled(model: onnx.ModelProto, sample_shape: tuple[int, ...]):
     import onnx_tool
 
-    sig = signature(model)
-    feeds = {sig.input_name: np.zeros((1, *sample_shape), sig.input_dtype)}
+    first = onnx_signature(model).inputs[0]
+    feeds = {first.name: np.zeros((1, *sample_shape), first.dtype or np.float32)}
     initializers = {t.name for t in model.graph.initializer}
     for value in model.graph.input[1:]:  # further inputs at batch 1, where their other dims are known
         tensor = value.type.tensor_type

@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 
 from harness.core.errors import ConfigError
-from workloads.costs import ONNX_TO_NUMPY, WEIGHT_TYPES, node_profile, signature
+from workloads.costs import ONNX_TO_NUMPY, WEIGHT_TYPES, node_profile
+from workloads.signatures import onnx_signature
 from workloads.split_codec import payload_bytes
 
 SHOWN_CANDIDATES = 8  # cut points an error message lists
@@ -141,7 +142,8 @@ def split_candidates(onnx_path, sample_shape: tuple[int, ...]) -> list[SplitCand
 
 def input_bytes(onnx_path, sample_shape: tuple[int, ...]) -> int:
     """Bytes of one raw input sample in the model's input dtype (fp32 for the reference models)."""
-    return math.prod(sample_shape) * signature(onnx.load(str(onnx_path))).input_dtype.itemsize
+    dtype = onnx_signature(onnx.load(str(onnx_path))).inputs[0].dtype or np.float32
+    return math.prod(sample_shape) * np.dtype(dtype).itemsize
 
 
 def other_inputs(model: onnx.ModelProto) -> list[tuple[str, list | None, int]]:
@@ -259,7 +261,7 @@ def _shapes_and_macs(model: onnx.ModelProto, sample_shape: tuple[int, ...], want
         shapes, macs = {}, None
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
-    first = signature(model).input_name
+    first = onnx_signature(model).inputs[0].name
     for value in fixed.graph.input:
         dims = value.type.tensor_type.shape.dim
         # the first input takes the sample's shape; every input gets batch 1

@@ -30,6 +30,7 @@ class UserData:
     inputs: list                # one), and `y`; harness.core.model_io input specs, in the model's order
     n_samples: int
     sample_shape: tuple         # the first per-sample input's sample, without the batch axis
+    max_label: int | None       # the largest label in `y` (None: no labels)
 
     def arrays(self) -> dict[str, np.ndarray]:
         with np.load(self.path, allow_pickle=False) as data:
@@ -154,13 +155,14 @@ def prepare_user_data(path: Path, sig: ModelSignature, role: str = EVALUATION,
                         "inputs": [(t.name, str(t.dtype)) for t in sig.inputs]})
     folder, _ = cached_dir("data", f"user-{key}", lambda tmp: np.savez(tmp / "data.npz", **fed))
     first = next(spec["name"] for spec in specs if spec["per_sample"])
-    return UserData(folder / "data.npz", specs, n_samples, tuple(fed[first].shape[1:]))
+    max_label = int(y.max()) if y is not None and len(y) else None
+    return UserData(folder / "data.npz", specs, n_samples, tuple(fed[first].shape[1:]), max_label)
 
 
-def check_labels(path: Path, y: np.ndarray, metric: str, n_classes: int | None) -> None:
+def check_labels(path: Path, max_label: int, metric: str, n_classes: int | None) -> None:
     """Labels the metric can be scored against: class indices below the class count (top1), 0 / 1 (binary)."""
-    if metric == "top1" and n_classes is not None and int(y.max()) >= n_classes:
-        raise ConfigError(f"{path}: label {int(y.max())} in 'y' is out of range: the scored output has "
+    if metric == "top1" and n_classes is not None and max_label >= n_classes:
+        raise ConfigError(f"{path}: label {max_label} in 'y' is out of range: the scored output has "
                           f"{n_classes} classes (labels 0..{n_classes - 1})")
-    if metric == "binary" and int(y.max()) > 1:
-        raise ConfigError(f"{path}: label {int(y.max())} in 'y': metric \"binary\" scores labels 0 and 1")
+    if metric == "binary" and max_label > 1:
+        raise ConfigError(f"{path}: label {max_label} in 'y': metric \"binary\" scores labels 0 and 1")

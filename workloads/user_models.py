@@ -139,15 +139,13 @@ def user_base(workload: WorkloadSpec, progress):
     scoring, notes = resolve_scoring(sig, workload.model.scoring, where)
     data = prepare_user_data(Path(workload.dataset.path), sig, labels_required=scoring["metric"] != "none")
     classes = n_classes(sig, scoring)
-    with np.load(data.path, allow_pickle=False) as arrays:
-        y = arrays["y"] if "y" in arrays.files else None
-    if y is not None and scoring["metric"] != "none":
-        check_labels(Path(workload.dataset.path), y, scoring["metric"], classes)
+    if data.max_label is not None and scoring["metric"] != "none":
+        check_labels(Path(workload.dataset.path), data.max_label, scoring["metric"], classes)
     calibration = None
     if workload.dataset.calibration:
         calibration = prepare_user_data(Path(workload.dataset.calibration), sig, CALIBRATION, labels_required=False)
     if classes is None:
-        classes = int(y.max()) + 1 if y is not None and len(y) else 0
+        classes = data.max_label + 1 if data.max_label is not None else 0
     prepared = PreparedData(None, data.path, data.sample_shape, classes, data.n_samples)
     user = UserModel(workload.file, sig, scoring, data, calibration, tflite_path, tf_source, notes)
     return BaseModel(workload, prepared, onnx_path, None, None, None, False, user)

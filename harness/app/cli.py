@@ -90,7 +90,7 @@ def _splits(args) -> int:
 
 def _model_sample_shape(path: Path, given: str | None) -> tuple[int, ...]:
     """One sample's shape: --input-shape, else the model's first input without its batch axis."""
-    from workloads.costs import signature
+    from workloads.signatures import onnx_signature
     from workloads.user_models import load_user_onnx
 
     model = load_user_onnx(path, "--model")  # a missing or corrupt file is one line, shape given or not
@@ -103,7 +103,7 @@ def _model_sample_shape(path: Path, given: str | None) -> tuple[int, ...]:
             raise ConfigError(f"--input-shape {given}: accepted: positive integers separated by commas, one "
                               f"sample without the batch axis (e.g. 1,28,28)")
         return shape
-    sample = signature(model).input_shape[1:]
+    sample = onnx_signature(model).inputs[0].shape[1:]
     if not all(isinstance(d, int) and d > 0 for d in sample):
         raise ConfigError(f"{path}: the first input's shape {list(sample)} has symbolic dimensions after the "
                           f"batch axis; give one sample's shape with --input-shape (e.g. 3,224,224)")

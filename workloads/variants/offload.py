@@ -29,11 +29,11 @@ def precision(params: dict) -> str:
 def build(base, variant) -> Artifact:
     import onnx
 
-    from workloads.costs import signature
+    from workloads.signatures import onnx_signature
     from workloads.split_codec import payload_bytes
 
     # the input crosses as the data holds it
-    dtype = signature(onnx.load(str(base.require_onnx("offload")))).input_dtype
+    dtype = onnx_signature(onnx.load(str(base.require_onnx("offload")))).inputs[0].dtype
     elements = math.prod(base.data.input_shape)
     split = {"strategy": STRATEGY, "point": "input", "point_index": None,
              "payload_dtype": PAYLOAD_DTYPE_NAMES.get(dtype.name, dtype.name),
