@@ -23,7 +23,9 @@ from harness.core.jobs import KEY_COLUMNS
 # 1: what edgebench wrote up to commit 39f6013 (no "format_version" in run.json; the measurement protocol
 #    under "protocol"). 2: run.json says "format_version" and names the protocol "measurement_protocol".
 # 3: split computing: the key column `link` and the split / link columns.
-RESULT_FORMAT_VERSION = 4
+# 4: a user's model: `metric` and `notes`. 5: noise around each job (`load_avg_1m`, `other_cpu_cores`,
+#    `cpu_steal_pct`) and the `board` that ran it (a board farm runs one run on several boards).
+RESULT_FORMAT_VERSION = 5
 
 KINDS = ("str", "int", "float", "bool", "json")
 
@@ -65,6 +67,9 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("workload", "str", "", "The workload's name (part of the job's key).", "workload"),
     C("variant", "str", "", "The variant's name within its workload (key).", "variant"),
     C("target", "str", "", "The target the job ran on (key)."),
+    C("board", "str", "", "The board that ran the job: a farm's place and the board's hostname "
+                          "(`place/hostname`), the hostname of a single board reached over SSH; empty on the "
+                          "local CPU.", "board", only_when_present=True),
     C("backend", "str", "", "The runtime that ran the job (key).", "backend"),
     C("precision", "str", "", "The variant's numeric precision: `fp32`, `fp16`, `int8`, `w4a4`, ... (key).",
       "precision"),
@@ -156,6 +161,14 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("clock_offset_us", "float", "us", "Device clock minus host clock (0 on the local cpu target): how a "
                                         "board's windows were placed on a host-side meter's trace."),
     C("clock_uncertainty_us", "float", "us", "Bound on the error of `clock_offset_us`.", low=0),
+    C("load_avg_1m", "float", "", "The machine's 1-minute load average around the timed windows (the larger "
+                                  "of before and after; it counts the agent too).", low=0),
+    C("other_cpu_cores", "float", "cores", "CPU time other processes used during the timed windows, per "
+                                           "second of wall time (from /proc/stat minus the agent's own), "
+                                           "in cores: 0 on a quiet machine.", "others' CPU cores", ".2f",
+      only_when_present=True, low=0),
+    C("cpu_steal_pct", "float", "%", "Share of the CPUs' time a hypervisor gave to other guests during the "
+                                    "timed windows (/proc/stat steal).", low=0, high=100),
     C("h2d_ms", "float", "ms", "GPU backends: one batch's host-to-device copy, timed apart from the latency "
                                "columns (which time compute on data already on the GPU).",
       "H2D ms", ".4f", only_when_present=True, low=0),
@@ -197,6 +210,7 @@ REPORT_ORDER = (
     "accuracy_delta", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms",
     "h2d_ms", "d2h_ms", "throughput_ips", "macs", "params", "model_bytes", "weight_sparsity", "exit_rate",
     "expected_macs", "payload_bytes", "head_ms", "transfer_ms", "tail_ms", "link_measured_mbit", "peak_rss_mb",
+    "other_cpu_cores", "board",
     "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
     "avg_power_w", "energy_source", "valid",
 )

@@ -23,7 +23,7 @@ ROOT = PROJECT_ROOT
 # litert (skipped); see tests/fixtures/runs/README.txt
 FORMAT_1 = FIXTURES / "runs" / "format-1"
 # The header of the current format; changing COLUMNS changes it
-FORMAT_COLUMNS_SHA256 = {2: "cb05e5495b7bc0b7", 3: "ac24a919aa6025d3", 4: "130ae9615ab2f9b7"}
+FORMAT_COLUMNS_SHA256 = {2: "cb05e5495b7bc0b7", 3: "ac24a919aa6025d3", 4: "130ae9615ab2f9b7", 5: "818971f4ca6623e9"}
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_reports_take_types_and_table_from_the_schema(old_run):
     assert schema.REPORT_COLUMNS == [(c, schema.BY_NAME[c].header, schema.BY_NAME[c].fmt)
                                      for c in schema.REPORT_ORDER]
     assert schema.REPORT_WHEN_PRESENT == {"h2d_ms", "d2h_ms", "link", "payload_bytes", "head_ms", "transfer_ms",
-                                          "tail_ms", "link_measured_mbit"}
+                                          "tail_ms", "link_measured_mbit", "board", "other_cpu_cores"}
     _, rows = load_run(old_run)
     assert list(rows.columns) == COLUMNS
     headers, _ = table_cells(rows)  # the report's table: the schema's headers, GPU copies absent here
