@@ -1,26 +1,21 @@
-"""Figures for reports, embedded as PNG data URIs so that report.html opens from disk on its own."""
+"""Figures of a run's results, each a Figure with a caption: accuracy against a cost with the Pareto
+fronts (seaborn: colour and marker by a column), latency distributions, power traces and early-exit sweeps.
+Only the points on a front are labelled, and labels are moved until none overlaps another; every point
+names its job in a tooltip."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on a build machine or in CI
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
+import seaborn as sns
+from adjustText import adjust_text
 
-from reports.pareto import pareto_mask
+from reports.figure import Figure, finish, log_scale, plain, spans_decades, to_data_uri
+from reports.pareto import pareto_members
 
-
-def to_data_uri(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+POINTS_GID = "points"
 
 
 def label(row) -> str:
@@ -30,44 +25,94 @@ def label(row) -> str:
                                                                         and link else "")
 
 
-def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str,
-                  by_variant: bool = False) -> str:
-    """Accuracy against a cost, every job (or variant) a point, the Pareto front as a step line."""
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    points = rows.dropna(subset=[cost, "accuracy"])
-    front = pareto_mask(points[cost].to_numpy(), points["accuracy"].to_numpy())
-    for name, group in points.groupby("family" if by_variant else "backend"):
-        ax.scatter(group[cost], group["accuracy"] * 100, label=name, s=40, alpha=0.85)
-    for _, row in points.iterrows():
-        ax.annotate(row["variant"] if by_variant else label(row), (row[cost], row["accuracy"] * 100),
-                    fontsize=7, xytext=(4, 3), textcoords="offset points")
-    on_front = points[front].sort_values(cost)
-    if len(on_front):
-        ax.step(on_front[cost], on_front["accuracy"] * 100, where="post", color="black", lw=1,
-                ls="--", label="Pareto front")
-        ax.scatter(on_front[cost], on_front["accuracy"] * 100, facecolors="none", edgecolors="black",
-                   s=110, lw=1)
+def palette_for(values) -> dict:
+    """One colour per value, in first-seen order, the same in every figure of a report."""
+    names = list(dict.fromkeys(values))
+    return dict(zip(names, sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))))
+
+
+def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str | None, palette: dict,
+                  point_label) -> list:
+    """Accuracy (%) against `cost` for `points` (no NaN in either; index 0..n-1): colour by `hue`, marker by
+    variant family, each `front_by` group's Pareto front as a step line (one front when None), its points
+    ringed and labelled by `point_label(row)`. Returns the labels left on the axes (none overlapping)."""
+    data = points.assign(accuracy_pct=points["accuracy"] * 100)
+    sns.scatterplot(data=data, x=cost, y="accuracy_pct", hue=hue, style="family", palette=palette, s=55,
+                    alpha=0.9, ax=ax, legend="brief")
+    ax.collections[-1].set_gid(POINTS_GID)
+    on_front = pareto_members(points, cost, front_by)
+    groups = data[on_front].groupby(front_by, sort=False) if front_by else [(None, data[on_front])]
+    for name, front in groups:
+        front = front.sort_values(cost)
+        ax.step(front[cost], front["accuracy_pct"], where="post", lw=1, ls="--",
+                color=palette.get(name, "black") if name is not None else "black")
+    front = data[on_front]
+    ax.scatter(front[cost], front["accuracy_pct"], facecolors="none", edgecolors="black", s=120, lw=0.8)
+    texts = [ax.text(r[cost], r["accuracy_pct"], plain(point_label(r)), fontsize=7)
+             for _, r in front.iterrows()]
+    if spans_decades(data[cost]):
+        log_scale(ax)
+    if texts:
+        adjust_text(texts, x=data[cost].to_numpy(), y=data["accuracy_pct"].to_numpy(), ax=ax,
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, time_lim=2)
+    return drop_overlapping(ax, texts)
+
+
+def drop_overlapping(ax, texts: list) -> list:
+    """adjustText moves labels apart but does not promise it: a label still touching a kept one is removed
+    (its point keeps its tooltip)."""
+    renderer = ax.figure.canvas.get_renderer()
+    kept, boxes = [], []
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        if any(box.overlaps(other) for other in boxes):
+            text.remove()
+            continue
+        kept.append(text)
+        boxes.append(box)
+    return kept
+
+
+def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str, caption: str, hue: str,
+                  front_by: str | None = None, point_label=label, describe=None) -> Figure:
+    """Accuracy against a cost (see draw_tradeoff); every point's tooltip is `describe(row)` (its job)."""
+    points = rows.dropna(subset=[cost, "accuracy"]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    palette = palette_for(points[hue])
+    draw_tradeoff(ax, points, cost, hue, front_by, palette, point_label)
     ax.set_xlabel(cost_label)
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return to_data_uri(fig)
+    ax.set_title(plain(title), fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title_fontsize=7, frameon=False)
+    on_front = pareto_members(points, cost, front_by)
+    describe = describe or point_label
+    tooltips = [f"{describe(r)}: {cost_label} {r[cost]:.4g}, accuracy {r['accuracy'] * 100:.2f} %"
+                + (" (on the Pareto front)" if on_front[i] else "") for i, r in points.iterrows()]
+    return finish(fig, title, caption, {POINTS_GID: tooltips})
 
 
-def latency_distribution_plot(samples_ms: dict[str, np.ndarray], title: str) -> str:
-    """One horizontal box per job (whiskers at p1/p99) over its per-iteration latencies."""
-    names = list(samples_ms)
-    fig, ax = plt.subplots(figsize=(5.6, 0.45 * len(names) + 1.4))
-    ax.boxplot([samples_ms[n] for n in names], vert=False, whis=(1, 99), showfliers=False)
-    ax.set_yticks(range(1, len(names) + 1), names, fontsize=8)
-    ax.set_xlabel("latency per inference (ms), whiskers p1-p99")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, axis="x")
-    return to_data_uri(fig)
+def latency_distribution_plot(samples_ms: pd.DataFrame, title: str, caption: str, hue: str | None = None
+                              ) -> Figure:
+    """One horizontal box per job (`job` column; whiskers at p1/p99, no fliers) over its per-iteration
+    latencies (`latency_ms`), coloured by `hue` where given."""
+    n_jobs = samples_ms["job"].nunique()
+    fig, ax = plt.subplots(figsize=(6.4, 0.32 * n_jobs + 1.4))
+    sns.boxplot(data=samples_ms, x="latency_ms", y="job", hue=hue, whis=(1, 99), showfliers=False, ax=ax,
+                palette=palette_for(samples_ms[hue]) if hue else None, linewidth=0.8)
+    if spans_decades(samples_ms["latency_ms"]):
+        log_scale(ax)
+    ax.set_xlabel("latency per inference (ms); box: p25-p75, whiskers: p1-p99")
+    ax.set_ylabel("")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(plain(title), fontsize=10)
+    ax.grid(alpha=0.3, axis="x", which="both")
+    if hue:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+    return finish(fig, title, caption)
 
 
-def power_trace_plot(traces: dict[str, tuple], title: str) -> str:
+def power_trace_plot(traces: dict[str, tuple], title: str, caption: str) -> Figure:
     """Power against time for each job, its timed windows shaded; `traces` maps a label to
     (t_ns, power_w, windows as [[start_ns, end_ns, n]])."""
     fig, axes = plt.subplots(len(traces), 1, figsize=(5.6, 1.6 * len(traces) + 0.8), squeeze=False)
@@ -77,15 +122,15 @@ def power_trace_plot(traces: dict[str, tuple], title: str) -> str:
         for start, end, _ in windows:
             ax.axvspan((start - origin) / 1e9, (end - origin) / 1e9, color="tab:orange", alpha=0.15)
         ax.set_ylabel("W")
-        ax.set_title(name, fontsize=8, loc="left")
+        ax.set_title(plain(name), fontsize=8, loc="left")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time since the first timed window (s); shaded: timed windows")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(plain(title), fontsize=10)
     fig.tight_layout()
-    return to_data_uri(fig)
+    return Figure(title, caption, uri=to_data_uri(fig))  # PNG: thousands of samples per trace
 
 
-def exit_curve_plot(rows: pd.DataFrame, baseline: pd.Series | None, title: str) -> str:
+def exit_curve_plot(rows: pd.DataFrame, baseline: pd.Series | None, title: str, caption: str) -> Figure:
     """Early-exit threshold sweep: accuracy (left), and exit share, expected MACs and measured mean
     latency relative to the baseline (right)."""
     rows = rows.assign(threshold=rows["variant_params"].map(lambda p: json.loads(p)["threshold"]))
@@ -105,6 +150,6 @@ def exit_curve_plot(rows: pd.DataFrame, baseline: pd.Series | None, title: str) 
     lines = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower left")
-    ax.set_title(title)
+    ax.set_title(plain(title), fontsize=10)
     ax.grid(alpha=0.3)
-    return to_data_uri(fig)
+    return finish(fig, title, caption)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.core.rundir import load_latency
 from harness.core.traces import TraceSlice
-from reports import plots
+from reports import captions, plots
 from reports.crossover import LINKED, crossover_table, strategy_of
 from reports.load import load_run
 from reports.render import fmt, markdown_table, markdown_text, render_html, table_cells
@@ -86,6 +86,22 @@ def power_traces(run_dir: Path, rows: pd.DataFrame) -> dict:
     return traces
 
 
+MAX_DRAWN_SAMPLES = 5000  # per job in a distribution plot: the box's quantiles need no more
+
+
+def latency_samples(rows: pd.DataFrame, dir_of, name=plots.label, hue: str | None = None) -> pd.DataFrame:
+    """(job, latency_ms[, hue]) of every row's raw samples (in the run directory `dir_of(row)`), evenly
+    strided down to MAX_DRAWN_SAMPLES per job."""
+    frames = []
+    for _, row in rows.iterrows():
+        if row.get("raw_latency_file"):
+            latency_ns, _ = load_latency(dir_of(row), row["raw_latency_file"])
+            step = max(1, len(latency_ns) // MAX_DRAWN_SAMPLES)
+            frames.append(pd.DataFrame({"job": name(row), "latency_ms": latency_ns[::step] / 1e6,
+                                        **({hue: row[hue]} if hue else {})}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def energy_banner(ok: pd.DataFrame) -> str:
     sources = sorted(set(ok["energy_source"]) - {"none", ""})
     emulated = [s for s in sources if s.startswith("emulated")]
@@ -95,7 +111,7 @@ def energy_banner(ok: pd.DataFrame) -> str:
     return ""
 
 
-def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
+def workload_sections(run_dir: Path, ok: pd.DataFrame, protocol: dict) -> list[dict]:
     sections = []
     for workload, rows in ok.groupby("workload", sort=False):
         # a split job's latency and energy depend on its link: they are drawn per link in the split-computing
@@ -105,40 +121,41 @@ def workload_sections(run_dir: Path, ok: pd.DataFrame) -> list[dict]:
         figures = []
         scored = rows["accuracy"].notna().any()  # a model without a metric has no accuracy trade-off to draw
         if scored and len(whole):
-            figures.append(("accuracy vs latency", plots.tradeoff_plot(
-                whole, "latency_p50_ms", "latency p50 (ms)", f"{workload}: accuracy vs latency{alone}")))
+            figures.append(plots.tradeoff_plot(
+                whole, "latency_p50_ms", "latency p50 (ms)", f"{workload}: accuracy vs latency{alone}",
+                captions.latency_caption(whole, protocol), hue="backend"))
         if scored and rows["macs"].notna().any():
             # MACs belong to a variant, not to a backend: one point per variant
             # early exits: the expected MACs at their measured exit rate, not the worst case
             per_variant = rows.drop_duplicates("variant").assign(
                 effective_macs=lambda r: r["expected_macs"].fillna(r["macs"]))
-            figures.append(("accuracy vs MACs", plots.tradeoff_plot(
+            figures.append(plots.tradeoff_plot(
                 per_variant, "effective_macs", "MACs per inference (early exits: expected)",
-                f"{workload}: accuracy vs MACs", by_variant=True)))
+                f"{workload}: accuracy vs MACs", captions.MACS_CAPTION, hue="family",
+                point_label=lambda r: r["variant"]))
         if whole["energy_per_inference_mj"].notna().any():
             if scored:
-                figures.append(("accuracy vs energy", plots.tradeoff_plot(
+                figures.append(plots.tradeoff_plot(
                     whole, "energy_per_inference_mj", "energy per inference (mJ)",
-                    f"{workload}: accuracy vs energy{alone}{emulated_suffix(rows)}")))
+                    f"{workload}: accuracy vs energy{alone}{emulated_suffix(rows)}",
+                    captions.energy_caption(whole, protocol), hue="backend"))
             traces = power_traces(run_dir, rows)
             if traces:
-                figures.append(("power traces", plots.power_trace_plot(
-                    traces, f"{workload}: power{emulated_suffix(rows)}")))
+                figures.append(plots.power_trace_plot(
+                    traces, f"{workload}: power{emulated_suffix(rows)}", captions.power_caption(rows)))
         exits = rows[rows["family"] == "early_exit"]
         if len(exits):
             for backend, group in exits.groupby("backend"):
                 base = rows[(rows["family"] == "baseline") & (rows["backend"] == backend)]
-                figures.append(("early-exit thresholds", plots.exit_curve_plot(
-                    group, base.iloc[0] if len(base) else None, f"{workload}: early exits ({backend})")))
-        samples = {}
-        for _, row in rows.iterrows():
-            if row.get("raw_latency_file"):
-                latency_ns, _ = load_latency(run_dir, row["raw_latency_file"])
-                samples[plots.label(row)] = latency_ns / 1e6
-        if samples:
-            figures.append(("latency distribution",
-                            plots.latency_distribution_plot(samples, f"{workload}: latency distribution")))
-        sections.append({"name": workload, "plots": figures})
+                figures.append(plots.exit_curve_plot(
+                    group, base.iloc[0] if len(base) else None, f"{workload}: early exits ({backend})",
+                    captions.EXIT_CAPTION))
+        samples = latency_samples(rows, lambda _: run_dir)
+        if len(samples):
+            figures.append(plots.latency_distribution_plot(
+                samples, f"{workload}: latency distribution",
+                captions.distribution_caption(protocol, MAX_DRAWN_SAMPLES)))
+        sections.append({"name": workload, "figures": figures})
     return sections
 
 
@@ -255,7 +272,8 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     html_path.write_text(render_html("report.html.j2", title=title, banner=banner, facts=facts,
                                      headers=headers, body=body, notes=notes, not_run=not_run,
                                      variants=variants,
-                                     workloads=workload_sections(run_dir, ok), split=split))
+                                     workloads=workload_sections(run_dir, ok, info.get("measurement_protocol", {})),
+                                     split=split))
     md = [f"# {title}", ""]
     if banner:
         md += [f"> {banner}", ""]

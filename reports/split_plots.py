@@ -6,12 +6,10 @@ split analysis of the network (payload and head MACs at every candidate cut)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import LogFormatter
 
 from reports.crossover import (
     LINKED,
@@ -22,7 +20,7 @@ from reports.crossover import (
     local_reference,
     strategy_of,
 )
-from reports.plots import to_data_uri
+from reports.figure import Figure, log_scale, plain, to_data_uri
 
 STAGES = (("head_ms", "head (device)", "tab:blue"), ("serialize_ms", "serialise (device)", "tab:orange"),
           ("transfer_ms", "transfer (link, both ways)", "tab:red"), ("tail_ms", "tail (server)", "tab:green"))
@@ -30,24 +28,9 @@ STRATEGY_COLORS = {"local": "tab:gray", "offload": "tab:red", "split": "tab:blue
 DTYPE_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 
 
-@dataclass(frozen=True)
-class Figure:
-    title: str
-    uri: str       # PNG data URI
-    caption: str   # what is measured and how
-
-
-def plain(text) -> str:
-    """Text for a matplotlib label: a '$' from a tensor name would start mathtext (and fail to draw)."""
-    return str(text).replace("$", r"\$")
-
-
-def log_scale(ax, which: str = "x") -> None:
-    """A log x (or y) axis labelled in plain numbers (200, 0.8), not 2 x 10^2."""
-    getattr(ax, f"set_{which}scale")("log")
-    axis = getattr(ax, f"{which}axis")
-    axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
-    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+def _png(title: str, uri: str, caption: str) -> Figure:
+    # PNG: these figures hold no per-point tooltips, and stay small as images
+    return Figure(title, caption, uri=uri)
 
 
 def _values(rows: pd.DataFrame, column: str) -> list:
@@ -273,7 +256,7 @@ def split_figures(workload: str, rows: pd.DataFrame, analysis: dict | None) -> l
                 else same[same[column] == value]
         where = f"{kind['backend']} t{int(kind['threads'])} b{int(kind['batch_size'])}"
         when = conditions(same)
-        figures.append(Figure(
+        figures.append(_png(
             f"{workload}: where the time goes ({where})",
             stage_bars_plot(same, f"{workload}: stages per inference, {where}"),
             "Median per inference of each stage, over every timed iteration, on the device's clock: head = "
@@ -285,7 +268,7 @@ def split_figures(workload: str, rows: pd.DataFrame, analysis: dict | None) -> l
             + when))
         if latency_points(same)["mbit"].isna().all():
             continue  # no link setting has a bandwidth (measured or nominal) to place it at
-        figures.append(Figure(
+        figures.append(_png(
             f"{workload}: latency vs bandwidth ({where})",
             latency_bandwidth_plot(same, f"{workload}: end-to-end latency, {where}"),
             "End-to-end latency p50 per inference against the link's bandwidth as measured by the device "
@@ -302,7 +285,7 @@ def split_figures(workload: str, rows: pd.DataFrame, analysis: dict | None) -> l
             sizes["fp32 tensor"] = input_fp32
         if (analysis or {}).get("input_bytes_uint8"):
             sizes["uint8 image"] = analysis["input_bytes_uint8"]
-        figures.append(Figure(
+        figures.append(_png(
             f"{workload}: accuracy vs payload",
             rate_accuracy_plot(rows, sizes, f"{workload}: accuracy vs bytes sent"),
             "Top-1 accuracy over the whole evaluation split against the bytes sent per sample (the encoded "
@@ -316,7 +299,7 @@ def split_figures(workload: str, rows: pd.DataFrame, analysis: dict | None) -> l
             for _, row in rows[strategy.isin(("split", "bottleneck"))].iterrows():
                 if row["split_point"]:
                     used.setdefault(row["split_point"], row["variant"])
-        figures.append(Figure(
+        figures.append(_png(
             f"{workload}: split analysis",
             split_analysis_plot(analysis, used, f"{workload}: candidate cuts"),
             "From the model graph, not measured: at each candidate cut (a tensor that separates the graph, "
