@@ -4,11 +4,13 @@
     [backends.<name>]  options passed to that backend (e.g. onnxruntime graph_optimization_level)
     [power]     source (see power/registry.py) and its keys: port, baud, rate_hz, idle_s, ...
                 kept as written: the top floor resolves it (power.registry.power_spec, host-side)
+    [farm]      the boards come from a labgrid coordinator's places (targets/farm/spec.py); the adapter is
+                a board's (rpi, jetson, ...), its host, port and user are each place's NetworkService
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
@@ -16,6 +18,7 @@ from harness.core.errors import ConfigError, suggest
 from harness.core.jobs import check_name
 from harness.core.plugins import find
 from targets.backends import check_backend_list
+from targets.farm.spec import FarmSpec, check_board_keys, parse_farm
 
 TARGETS_DIR = Path(__file__).resolve().parent
 
@@ -31,6 +34,7 @@ class TargetSpec:
     job_timeout_s: float = 900.0
     power_table: dict = field(default_factory=dict)  # [power] as written, resolved by harness.app.runner
     settings: dict = field(default_factory=dict)  # adapter-specific keys of [target]
+    farm: FarmSpec | None = None  # [farm]: the boards are a labgrid coordinator's places
 
 
 def parse_target(data: dict, file: Path) -> TargetSpec:
@@ -54,9 +58,10 @@ def parse_target(data: dict, file: Path) -> TargetSpec:
         options[backend_name] = opts.table(backend_name).rest()
         check_backend_options(backend_name, options[backend_name], f"{file}: [backends.{backend_name}]")
     power_table = root.table("power").rest()
+    farm = parse_farm(root.table("farm"))
     root.finish()
     spec = TargetSpec(name, file, adapter, description, tuple(backends), options, timeout, power_table,
-                      settings)
+                      settings, farm)
     check_settings(spec)
     return spec
 
@@ -68,8 +73,20 @@ def check_settings(spec: TargetSpec) -> None:
 
     adapter = load_adapter(spec.adapter, f"{spec.file}: key 'target.adapter'")
     check = getattr(adapter, "check_settings", None)
+    if spec.farm is not None:
+        if getattr(adapter, "session_class", None) is None:
+            raise ConfigError(f"{spec.file}: key 'target.adapter' = {spec.adapter!r}: a [farm] runs a board "
+                              f"adapter reached over SSH (rpi, jetson, pynq, or a plug-in BoardTarget)")
+        check_board_keys(spec.settings, str(spec.file))
+        spec = board_spec(spec, "farm-place")  # the board keys checked as each place's board will have them
     if check is not None:
         check(spec)
+
+
+def board_spec(spec: TargetSpec, host: str, port: int | None = None, user: str | None = None) -> TargetSpec:
+    """The target of one farm board: the farm target's keys, with the place's host, port and user."""
+    place = {"host": host, **({"port": port} if port else {}), **({"user": user} if user else {})}
+    return replace(spec, settings={**spec.settings, **place})
 
 
 def backend_class(name: str, where: str = ""):

@@ -20,7 +20,9 @@ import fcntl
 import io
 import json
 import os
+import re
 import shutil
+import threading
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +58,19 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 LOCK_FILE = ".lock"
 # the run directories this process holds the lock of: realpath -> [lock file, stores holding it]
 _HELD: dict[str, list] = {}
+# A farm run with `replicate = true` measures each job on every board: each board's row is its own job,
+# `<job id>__on-<place>`, so raw files, resume and reports keep one row per job and board.
+REPLICA_MARK = "__on-"
+
+
+def replica_job_id(job_id: str, place: str) -> str:
+    """The job id of `job_id` measured on the farm place `place` (file-name safe, like every job id)."""
+    return f"{job_id}{REPLICA_MARK}{re.sub(r'[^A-Za-z0-9.-]+', '-', place).strip('-') or 'place'}"
+
+
+def place_of(board: str) -> str:
+    """The place of a `board` column value (`place/hostname`)."""
+    return board.split("/", 1)[0]
 
 
 def raw_file_problem(path: Path) -> str | None:
@@ -117,14 +132,17 @@ def complete_row_problem(values: list[str], run_dir: Path | None = None) -> str 
         return f"status {typed['status']!r} (accepted: {', '.join(STATUSES)})"
     job = Job(*(typed[c] for c in ("workload", "variant", "family", "precision", "target", "backend",
                                    "threads", "batch_size")))
-    if job.job_id != typed["job_id"]:
-        return f"job_id {typed['job_id']!r} does not match its key columns ({job.job_id!r})"
+    job_id = job.job_id
+    if typed["job_id"] != job_id and typed.get("board") and REPLICA_MARK in typed["job_id"]:
+        job_id = replica_job_id(job_id, place_of(typed["board"]))  # a replicated farm job's row
+    if job_id != typed["job_id"]:
+        return f"job_id {typed['job_id']!r} does not match its key columns ({job_id!r})"
     if typed["status"] == "ok":
         empty = [c for c in REQUIRED_OK if typed[c] is None]
         if empty:
             return f"an ok row with empty {', '.join(empty)}"
-        if typed["raw_latency_file"] != f"raw/{job.job_id}.npz":
-            return f"raw_latency_file = {typed['raw_latency_file']!r}, expected: 'raw/{job.job_id}.npz'"
+        if typed["raw_latency_file"] != f"raw/{job_id}.npz":
+            return f"raw_latency_file = {typed['raw_latency_file']!r}, expected: 'raw/{job_id}.npz'"
         if run_dir is not None:
             raw = Path(run_dir) / typed["raw_latency_file"]
             if not raw.is_file():
@@ -249,6 +267,8 @@ class RunStore:
         self.notes: list[str] = []
         self._lock_key: str | None = None
         self._finished: set[str] | None = None   # what open() judged finished, until a row is appended
+        # a farm's boards append rows and update run.json from threads of their own: one at a time
+        self._writing = threading.RLock()
 
     def close(self) -> None:
         """Let go of the run's lock (the end of the process does too)."""
@@ -424,11 +444,19 @@ class RunStore:
 
     def write_run_info(self, info: dict) -> None:
         try:
-            self._write_run_info(info)
+            with self._writing:
+                self._write_run_info(info)
         except OSError as exc:
             if exc.errno in DISK_FULL:
                 raise disk_full_error(self.run_json, exc, self) from None
             raise
+
+    def update_run_info(self, update) -> None:
+        """run.json read, changed by `update(info)` and written back, with no other thread in between."""
+        with self._writing:
+            info = self.run_info()
+            update(info)
+            self.write_run_info(info)
 
     def rows(self) -> list[dict]:
         """The rows of results.csv (open() has moved out those that are no finished job's)."""
@@ -445,14 +473,18 @@ class RunStore:
         unknown = set(row) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown result columns: {sorted(unknown)}")
-        self._finished = None
         text = io.StringIO(newline="")
         csv.writer(text).writerow(["" if row.get(c) is None else row.get(c) for c in COLUMNS])
+        with self._writing:  # a truncation after a failed write must not cut another thread's row
+            self._finished = None
+            self._append_text(text.getvalue())
+
+    def _append_text(self, text: str) -> None:
         fd = os.open(self.results_csv, os.O_WRONLY | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
             try:
-                data = text.getvalue().encode()
+                data = text.encode()
                 while data:
                     data = data[os.write(fd, data):]
                 os.fsync(fd)
