@@ -19,10 +19,15 @@ MAX_SAMPLES = 20_000                      # per side; strided, so drift over the
 ACCURACY_DROP_POINTS = 1.0                # an accuracy loss above this many points is a regression
 
 
-def _samples_ms(run_dir: Path, relative: str) -> np.ndarray:
+def samples_ms(run_dir: Path, relative: str) -> np.ndarray:
     latency_ns, _ = load_latency(run_dir, relative)
     step = max(1, len(latency_ns) // MAX_SAMPLES)
     return latency_ns[::step] / 1e6
+
+
+def shift_p_value(a_ms: np.ndarray, b_ms: np.ndarray) -> float:
+    """Mann-Whitney U, two-sided: is one sample's latency distribution shifted against the other's?"""
+    return float(mannwhitneyu(a_ms, b_ms, alternative="two-sided").pvalue)
 
 
 def latency_verdict(a_ms: np.ndarray, b_ms: np.ndarray, ratio_threshold: float, alpha: float
@@ -30,7 +35,7 @@ def latency_verdict(a_ms: np.ndarray, b_ms: np.ndarray, ratio_threshold: float, 
     """(p50 ratio b/a, p-value, verdict). A change counts only when it is both significant and larger
     than the threshold: with thousands of samples, any shift is 'significant'."""
     ratio = float(np.median(b_ms) / np.median(a_ms))
-    p_value = float(mannwhitneyu(a_ms, b_ms, alternative="two-sided").pvalue)
+    p_value = shift_p_value(a_ms, b_ms)
     if p_value < alpha and ratio >= ratio_threshold:
         return ratio, p_value, "regression"
     if p_value < alpha and ratio <= 1 / ratio_threshold:
@@ -47,8 +52,8 @@ def compare_runs(run_a: Path, run_b: Path, ratio_threshold: float = 1.10, alpha:
     joined = a.merge(b, on=JOIN, suffixes=("_a", "_b"))
     out = []
     for _, row in joined.iterrows():
-        ratio, p_value, verdict = latency_verdict(_samples_ms(run_a, row["raw_latency_file_a"]),
-                                                  _samples_ms(run_b, row["raw_latency_file_b"]),
+        ratio, p_value, verdict = latency_verdict(samples_ms(run_a, row["raw_latency_file_a"]),
+                                                  samples_ms(run_b, row["raw_latency_file_b"]),
                                                   ratio_threshold, alpha)
         accuracy_change = (row["accuracy_b"] - row["accuracy_a"]) * 100
         flags = [f"latency {verdict}"] if verdict != "no significant change" else []

@@ -13,7 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on a build machine or in CI
 import matplotlib.pyplot as plt
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from reports.svg import figure_svg
 
@@ -63,8 +63,14 @@ def log_scale(ax, which: str = "x") -> None:
     """A log x (or y) axis labelled in plain numbers (200, 0.8), not 2 x 10^2."""
     getattr(ax, f"set_{which}scale")("log")
     axis = getattr(ax, f"{which}axis")
-    axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
-    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    plain_number = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(plain_number)
+    lo, hi = getattr(ax, f"get_{which}lim")()
+    if hi / lo < 100:  # within two decades the 2s and 5s are labelled too; beyond, they would crowd
+        axis.set_minor_locator(LogLocator(subs=(2, 5)))
+        axis.set_minor_formatter(plain_number)
+    else:
+        axis.set_minor_formatter(NullFormatter())
 
 
 def spans_decades(values, decades: float = 1.0) -> bool:

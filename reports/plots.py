@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from adjustText import adjust_text
@@ -16,6 +17,7 @@ from reports.figure import Figure, finish, log_scale, plain, spans_decades, to_d
 from reports.pareto import pareto_members
 
 POINTS_GID = "points"
+MAX_AVOIDED_POINTS = 300
 
 
 def label(row) -> str:
@@ -53,8 +55,11 @@ def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str |
     if spans_decades(data[cost]):
         log_scale(ax)
     if texts:
-        adjust_text(texts, x=data[cost].to_numpy(), y=data["accuracy_pct"].to_numpy(), ax=ax,
-                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, time_lim=2)
+        # labels keep off every point where there are few; off the labelled points only where there are many
+        # (adjustText's cost grows with the points it avoids)
+        avoid = data if len(data) <= MAX_AVOIDED_POINTS else front
+        adjust_text(texts, x=avoid[cost].to_numpy(), y=avoid["accuracy_pct"].to_numpy(), ax=ax,
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, time_lim=1)
     return drop_overlapping(ax, texts)
 
 
@@ -98,7 +103,7 @@ def latency_distribution_plot(samples_ms: pd.DataFrame, title: str, caption: str
     latencies (`latency_ms`), coloured by `hue` where given."""
     n_jobs = samples_ms["job"].nunique()
     fig, ax = plt.subplots(figsize=(6.4, 0.32 * n_jobs + 1.4))
-    sns.boxplot(data=samples_ms, x="latency_ms", y="job", hue=hue, whis=(1, 99), showfliers=False, ax=ax,
+    sns.boxplot(data=samples_ms, x="latency_ms", y="job", hue=hue, dodge=False, whis=(1, 99), showfliers=False, ax=ax,
                 palette=palette_for(samples_ms[hue]) if hue else None, linewidth=0.8)
     if spans_decades(samples_ms["latency_ms"]):
         log_scale(ax)
@@ -152,4 +157,21 @@ def exit_curve_plot(rows: pd.DataFrame, baseline: pd.Series | None, title: str, 
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower left")
     ax.set_title(plain(title), fontsize=10)
     ax.grid(alpha=0.3)
+    return finish(fig, title, caption)
+
+
+def ratio_heatmap(matrix: pd.DataFrame, title: str, caption: str, higher_is_better: bool) -> Figure:
+    """variant x column of ratios against a reference (1 = the same), coloured on a log2 scale centred on
+    1 (blue: better), each cell written as '1.31x'; empty where the variant did not run there."""
+    fig, ax = plt.subplots(figsize=(1.0 * len(matrix.columns) + 2.4, 0.36 * len(matrix) + 1.6))
+    log2 = np.log2(matrix.astype(float))
+    bound = float(np.nanmax(np.abs(log2.to_numpy()))) if np.isfinite(log2.to_numpy()).any() else 1.0
+    sns.heatmap(log2, ax=ax, cmap="RdBu" if higher_is_better else "RdBu_r", center=0, vmin=-max(bound, 0.1),
+                vmax=max(bound, 0.1), annot=matrix.map(lambda v: "" if v != v else f"{v:.2f}x"), fmt="",
+                annot_kws={"fontsize": 7}, cbar_kws={"label": "log2 of the ratio"}, linewidths=0.5)
+    ax.set_xticklabels([plain(t.get_text()) for t in ax.get_xticklabels()], rotation=30, ha="right", fontsize=7)
+    ax.set_yticklabels([plain(t.get_text()) for t in ax.get_yticklabels()], rotation=0, fontsize=7)
+    ax.set_xlabel("")
+    ax.set_ylabel("variant")
+    ax.set_title(plain(title), fontsize=10)
     return finish(fig, title, caption)

@@ -14,65 +14,8 @@ from reports import captions, plots
 from reports.crossover import LINKED, crossover_table, strategy_of
 from reports.load import load_run
 from reports.render import fmt, markdown_table, markdown_text, render_html, table_cells
+from reports.run_facts import emulated_suffix, energy_banner, job_name, run_facts, validity_banner
 from reports.split_plots import split_figures
-
-
-def run_facts(info: dict) -> list[tuple[str, str]]:
-    device = info.get("device", {})
-    host = info.get("host", {})
-    config = info.get("config", {})
-    protocol = info.get("measurement_protocol", {})
-    git = host.get("git", {})
-    runtimes = ", ".join(f"{k} {v}" for k, v in sorted(device.get("runtimes", {}).items()))
-    board = board_line(device)
-    return [
-        ("run", info.get("run_id", "")),
-        ("target", config.get("target", {}).get("name", "")),
-        ("suite", config.get("suite", {}).get("name", "")),
-        ("device", f"{device.get('cpu_model')} · {device.get('cpu_count_usable')} usable cores · "
-                   f"governor {device.get('governor') or 'unreadable'} · {device.get('os')}"),
-        *([("board", board)] if board else []),
-        ("runtimes", runtimes),
-        ("protocol", f"warm-up >= {protocol.get('warmup_min_iterations')} it and >= "
-                     f"{protocol.get('warmup_min_s')} s; {protocol.get('n_windows')} windows of >= "
-                     f"{protocol.get('window_min_s')} s and >= {protocol.get('window_min_iterations')} it"),
-        ("edgebench", f"{host.get('edgebench')} at {(git.get('commit') or 'no git')[:12]}"
-                      f"{' (dirty)' if git.get('dirty') else ''}"),
-        ("started / finished", f"{info.get('started_at')} / {info.get('finished_at', 'not finished')}"),
-    ]
-
-
-def board_line(device: dict) -> str:
-    """A board reached over SSH: what it is, how it was reached, which runtimes passed the smoke test."""
-    board, transport = device.get("board"), device.get("transport")
-    if not board and not transport:
-        return ""
-    parts = [f"{board.get('kind')}: {board.get('model') or 'model unreadable'}" if board else "",
-             f"Python {device.get('python')}",
-             f"over {transport['kind']} to {transport['host']}" if transport else ""]
-    if board and board.get("throttled"):
-        parts.append("throttled: " + (", ".join(board["throttled"]["flags"]) or "never"))
-    smoke = device.get("smoke", {})
-    if smoke:
-        parts.append("smoke test: " + ", ".join(f"{name} {'ok' if r.get('ok') else 'FAILED'}"
-                                                for name, r in sorted(smoke.items())))
-    return " · ".join(p for p in parts if p)
-
-
-def validity_banner(ok: pd.DataFrame) -> str:
-    invalid = ok[ok["valid"].eq(False)]
-    if invalid.empty:
-        return ""
-    return (f"Not valid for publication: {len(invalid)} of {len(ok)} results break the MLPerf Tiny "
-            f"rules (windows >= 10 s, 5 windows, enough samples for p99). See 'Validity and warnings'.")
-
-
-def job_name(row) -> str:
-    return f"{row['workload']}/{row['variant']} {row['backend']} t{row['threads']} b{row['batch_size']}"
-
-
-def emulated_suffix(rows: pd.DataFrame) -> str:
-    return " (EMULATED meter)" if rows["energy_source"].str.startswith("emulated").any() else ""
 
 
 def power_traces(run_dir: Path, rows: pd.DataFrame) -> dict:
@@ -100,15 +43,6 @@ def latency_samples(rows: pd.DataFrame, dir_of, name=plots.label, hue: str | Non
             frames.append(pd.DataFrame({"job": name(row), "latency_ms": latency_ns[::step] / 1e6,
                                         **({hue: row[hue]} if hue else {})}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def energy_banner(ok: pd.DataFrame) -> str:
-    sources = sorted(set(ok["energy_source"]) - {"none", ""})
-    emulated = [s for s in sources if s.startswith("emulated")]
-    if emulated:
-        return (f"Energy is EMULATED ({', '.join(emulated)}): modelled power, not a measurement of this "
-                f"machine (run.json 'power' says how it was made).")
-    return ""
 
 
 def workload_sections(run_dir: Path, ok: pd.DataFrame, protocol: dict) -> list[dict]:

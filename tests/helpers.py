@@ -103,3 +103,40 @@ def fake_run(path: Path, p50_ms: float, accuracy: float, seed: int) -> Path:
                raw_latency_file=store.save_latency("w__fp32__onnxruntime__t1__b1", latency_ns, windows))
     store.append(row)
     return path
+
+
+def synthetic_run(path: Path, target: str, jobs: list[dict], seed: int = 0, n_samples: int = 300,
+                  info: dict | None = None) -> Path:
+    """A run directory of ok jobs made up for report tests and benchmarks (not a measurement): each job a
+    dict with workload, variant, family, precision, backend, p50_ms and accuracy (energy_mj, threads,
+    batch_size optional); its samples are drawn around p50_ms, so the row's p50 is theirs."""
+    import numpy as np
+
+    from harness.core.measurement import Window
+    from harness.core.rundir import RunStore
+    from harness.core.schema import COLUMNS
+    from harness.core.stats import summarize
+
+    store = RunStore.create(path.parent, path.name, {
+        "run_id": path.name, "config": {"target": {"name": target}, "suite": {"name": "synthetic"}},
+        "measurement_protocol": {"n_windows": 3, "window_min_s": 1.0, "window_min_iterations": 50},
+        **(info or {})})
+    rng = np.random.default_rng(seed)
+    windows = [Window(0, 10**9, n_samples // 3)] * 3
+    for job in jobs:
+        threads, batch = job.get("threads", 1), job.get("batch_size", 1)
+        job_id = f"{job['workload']}__{job['variant']}__{job['backend']}__t{threads}__b{batch}"
+        latency_ns = (rng.normal(job["p50_ms"], job["p50_ms"] * 0.02, n_samples) * 1e6).astype(np.int64)
+        row = {c: "" for c in COLUMNS}
+        row.update(summarize(latency_ns, windows, batch))
+        row.update(run_id=path.name, job_id=job_id, status="ok", target=target, threads=threads,
+                   batch_size=batch, strategy="local", metric="top1", n_eval=1000, peak_rss_mb=100.0,
+                   raw_latency_file=store.save_latency(job_id, latency_ns, windows),
+                   **{k: job[k] for k in ("workload", "variant", "family", "precision", "backend", "accuracy")})
+        if job.get("energy_mj") is not None:
+            row.update(energy_per_inference_mj=job["energy_mj"], energy_source=job.get("energy_source", "rapl"))
+        else:
+            row.update(energy_source="none")
+        store.append(row)
+    store.close()
+    return path

@@ -111,20 +111,52 @@ def _model_sample_shape(path: Path, given: str | None) -> tuple[int, ...]:
 
 
 def _report(args) -> int:
-    from reports.report import write_report
+    if not (math.isfinite(args.budget_points) and args.budget_points >= 0):
+        raise ConfigError(f"--budget-points {args.budget_points}: accepted: accuracy points >= 0 (e.g. 1)")
+    if len(args.runs) == 1 and not args.out:
+        from reports.report import write_report
 
-    for path in write_report(Path(args.run)):
+        paths = write_report(Path(args.runs[0]))
+    else:
+        from reports.cross_report import write_cross_report
+
+        paths = write_cross_report([Path(r) for r in args.runs], Path(args.out) if args.out else None,
+                                   budget_points=args.budget_points)
+    for path in paths:
         print(path)
     return 0
+
+
+def _runs(args) -> int:
+    from reports.runs_index import print_runs
+
+    print_runs(Path(args.dir))
+    return 0
+
+
+def _check_significance(args) -> None:
+    if not (math.isfinite(args.threshold) and args.threshold >= 1.0):
+        raise ConfigError(f"--threshold {args.threshold}: accepted: a ratio >= 1 (e.g. 1.10)")
+    if not (math.isfinite(args.alpha) and 0.0 < args.alpha < 1.0):
+        raise ConfigError(f"--alpha {args.alpha}: accepted: a significance level > 0 and < 1 (e.g. 0.01)")
+
+
+def _history(args) -> int:
+    from reports.history_report import write_history
+
+    _check_significance(args)
+    paths, n_regressions = write_history([Path(r) for r in args.runs], args.metric,
+                                         Path(args.out) if args.out else None, order=args.order,
+                                         ratio_threshold=args.threshold, alpha=args.alpha)
+    for path in paths:
+        print(path)
+    return 1 if args.fail_on_regression and n_regressions else 0
 
 
 def _compare(args) -> int:
     from reports.compare import write_comparison
 
-    if not (math.isfinite(args.threshold) and args.threshold >= 1.0):
-        raise ConfigError(f"--threshold {args.threshold}: accepted: a latency ratio >= 1 (e.g. 1.10)")
-    if not (math.isfinite(args.alpha) and 0.0 < args.alpha < 1.0):
-        raise ConfigError(f"--alpha {args.alpha}: accepted: a significance level > 0 and < 1 (e.g. 0.01)")
+    _check_significance(args)
     paths, n_regressions = write_comparison(Path(args.run_a), Path(args.run_b),
                                             Path(args.out) if args.out else None,
                                             ratio_threshold=args.threshold, alpha=args.alpha)
@@ -248,20 +280,43 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--workload", help="a workload (name or TOML file): its base model, trained if needed")
     sp.set_defaults(func=_splits)
 
-    r = sub.add_parser("report", help="write report.html and report.md for a run")
-    r.add_argument("run", help="a run directory, e.g. runs/latest")
+    r = sub.add_parser("report", help="write report.html and report.md for a run, or one report over several "
+                                      "runs (typically one per target)")
+    r.add_argument("runs", nargs="+", metavar="RUN", help="run directories, e.g. runs/latest; one run: its own "
+                                                          "report, inside it")
+    r.add_argument("--out", help="where a report over several runs goes (default: runs/cross-<digest>)")
+    r.add_argument("--budget-points", type=float, default=1.0,
+                   help="accuracy budget for 'best variant per target': points below the target's fp32 "
+                        "accuracy (default 1)")
     r.set_defaults(func=_report)
+
+    rs = sub.add_parser("runs", help="the runs under a directory as a table: id, target, suite, started, commit, "
+                                     "jobs ok / skipped / failed, valid share, energy source")
+    rs.add_argument("dir", nargs="?", default="runs", help="where the runs are (default: runs)")
+    rs.set_defaults(func=_runs)
+
+    h = sub.add_parser("history", help="one metric of every job across runs, in time or commit order, with "
+                                       "significant changes marked")
+    h.add_argument("runs", nargs="+", metavar="RUN", help="run directories, e.g. runs/*")
+    h.add_argument("--metric", default="latency_p50_ms", help="a numeric result column (default latency_p50_ms)")
+    h.add_argument("--order", choices=["time", "commit"], default="time",
+                   help="runs by start time, or by their commit's place in this repository's history")
+    h.add_argument("--out", help="where history.html/.md go (default: runs/history-<metric>-<digest>)")
+    h.add_argument("--fail-on-regression", action="store_true",
+                   help="exit with status 1 when any job regressed (for CI)")
 
     c = sub.add_parser("compare", help="compare two runs job by job, with significance and regressions")
     c.add_argument("run_a", help="the reference run")
     c.add_argument("run_b", help="the run compared against it")
     c.add_argument("--out", help="where to write compare.html/.md (default: inside run_b)")
-    c.add_argument("--threshold", type=float, default=1.10,
-                   help="latency ratio that counts as a change when significant (default 1.10)")
-    c.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
     c.add_argument("--fail-on-regression", action="store_true",
                    help="exit with status 1 when any job regressed (for CI)")
     c.set_defaults(func=_compare)
+    for command in (c, h):
+        command.add_argument("--threshold", type=float, default=1.10,
+                             help="ratio that counts as a change when significant (default 1.10)")
+        command.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    h.set_defaults(func=_history)
 
     ls = sub.add_parser("list", help="list targets, suites, workloads, and the plug-ins (adapters, backends, "
                                      "variant families, power sources) with the distribution of each")
