@@ -1,4 +1,5 @@
-"""One result row per job: keys, nominal cost, measured statistics, accuracy delta, energy."""
+"""One result row per job: keys, nominal cost, measured statistics, accuracy delta, the machine's load,
+energy."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import json
 from dataclasses import asdict
 
+from harness.app.split_runs import NETWORK
 from harness.core.baselines import BaselineAccuracies
 from harness.core.environment import utc_now
 from harness.core.jobs import Artifact, Job
@@ -13,6 +15,8 @@ from harness.core.measurement import Window
 from harness.core.model_io import DEFAULT_SCORING, describe_scoring
 from harness.core.rundir import RunStore
 from harness.core.stats import ValidityRules, summarize
+from reports.noise import busy_warning
+from targets.agent.wire import MACHINE_LOAD_KEYS
 from targets.base import Measurement
 
 # Above this share of a window, the device-to-host clock mapping's error is worth a warning.
@@ -56,7 +60,28 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
         row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.warnings]))
     reference = m.accuracy if job.family == "baseline" else baselines.reference(asdict(job))
     row["accuracy_delta"] = m.accuracy - reference if None not in (m.accuracy, reference) else None
+    # getattr: targets.base.Measurement does not carry the agent's JobResult.machine_load yet (targets/base.py
+    # and targets.agent_driver.measurement are not this module's); without it the columns stay empty
+    add_machine_load(row, job, getattr(m, "machine_load", None))
     return row
+
+
+def add_machine_load(row: dict, job: Job, machine_load: dict | None) -> None:
+    """The machine around the job's timed windows (wire.MACHINE_LOAD_KEYS, named as their columns), and on
+    a busy machine a warning that says what was seen (reports.noise holds the thresholds)."""
+    if not machine_load:
+        return  # an agent that did not look: the columns stay empty
+    figures = {key: None if machine_load.get(key) is None else round(machine_load[key], 3)
+               for key in MACHINE_LOAD_KEYS}
+    row.update(figures)
+    # A split job whose server agent runs on this machine too (over loopback or between network
+    # namespaces: every link but the real network) sees that server's CPU time among the others'. Its tail
+    # runs one request at a time on the job's threads, so it uses at most `threads` cores: that much is not
+    # held against the machine, and the warning says the server is in the figure.
+    own_server_cores = job.threads if job.link and job.link != NETWORK else 0
+    warning = busy_warning(**figures, own_server_cores=own_server_cores)
+    if warning:
+        row["warnings"] = "; ".join(filter(None, [row.get("warnings"), warning]))
 
 
 def add_energy(row: dict, monitor, job: Job, m: Measurement, store: RunStore) -> list[str]:

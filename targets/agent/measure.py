@@ -2,6 +2,7 @@
 and timed windows (harness.core.measurement), with a board-side power source recording when asked.
 A split job's model is its head and the server agent running its tail (targets/agent/split.py): the same
 passes run through both, and the result adds the four parts of the time and the link's figures.
+Every result carries the machine's load around the timed part (targets/agent/machine_load.py).
 Board-side, Python 3.8."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from harness.core.plugins import load_ref
 from targets.agent.dataplane import SplitRunner
 from targets.agent.early_exit import EarlyExitModel
 from targets.agent.facts import peak_rss_mb
+from targets.agent.machine_load import machine_load, snapshot
 from targets.agent.wire import ACCURACY, LOAD, WARMUP, WINDOW, DeviceEnergy, JobRequest, JobResult, Progress
 from targets.backends.base import Unsupported
 
@@ -167,8 +169,12 @@ def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
 
     protocol = MeasurementProtocol(**request.measurement_protocol)
     send(Progress(WARMUP, 0, protocol.n_windows))
+    # The machine around the timed part. run_windows warms up first, inside it, with no hook before the
+    # first window: the warm-up's share of the interval is small and it runs the same loop.
+    before = snapshot()
     timed = run_windows(call, args, protocol,
                         on_window=lambda done, total: send(Progress(WINDOW, done, total)))
+    load = machine_load(before, snapshot())
     latency = np.frombuffer(timed.latency_ns, dtype=np.int64)
     result = JobResult(
         accuracy=correct / n_eval if correct is not None else None, n_correct=correct, n_eval=n_eval,
@@ -178,7 +184,8 @@ def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
         exit_rate=model.exit_rate if early_exit else None,
         h2d_ms=(model.copy_times or {}).get("h2d_ms"), d2h_ms=(model.copy_times or {}).get("d2h_ms"),
         warnings=[model.measurement_note] if model.measurement_note else [],
-        device_energy=device_energy(monitor, timed.windows, batch_size) if monitor is not None else None)
+        device_energy=device_energy(monitor, timed.windows, batch_size) if monitor is not None else None,
+        machine_load=load)
     if isinstance(model, SplitRunner):
         result.split_times = model.split_times(len(latency))
         result.payload_bytes = model.payload_bytes

@@ -10,7 +10,8 @@ One JSON object per line, each with "type":
     host -> agent  job       JobRequest   one job: artifact (paths as the device sees them), backend,
                                           measurement protocol, optional board-side power source
     agent -> host  progress  Progress     phase ("load", "accuracy", "warmup", "window"), done, total
-    agent -> host  result    JobResult    accuracy, raw latency samples, windows, board-side energy
+    agent -> host  result    JobResult    accuracy, raw latency samples, windows, board-side energy, the
+                                          machine's load around the windows
     agent -> host  error     JobFailed    kind "skip" (cannot run by design) or "fail"
     host -> agent  serve     ServeRequest the server of a split job: load the tail, listen on the data plane
     agent -> host  serving   Serving      the address it listens on; it serves until the host closes stdin
@@ -39,6 +40,9 @@ SPLIT_PLAN_KEYS = ("host", "port", "delay_ms", "probe_bytes")
 SPLIT_PLAN_OPTIONAL = ("timeout_s", "accuracy_pass")
 # JobResult.split_times: medians over the timed iterations, on the device's clock.
 SPLIT_TIMES_KEYS = ("head_ms", "serialize_ms", "transfer_ms", "tail_ms")
+# JobResult.machine_load: the machine around the timed windows (targets/agent/machine_load.py), named as the
+# result columns they fill; a value is None where the device cannot tell.
+MACHINE_LOAD_KEYS = ("load_avg_1m", "other_cpu_cores", "cpu_steal_pct")
 
 
 class WireError(ValueError):
@@ -143,6 +147,9 @@ class JobResult:
     payload_bytes: Optional[int] = None         # tensor bytes sent per inference at the job's batch size
     link_measured_mbit: Optional[float] = None  # probed by the device over the data plane before the job
     link_rtt_ms: Optional[float] = None
+    # MACHINE_LOAD_KEYS: others' CPU time, steal and load average around the timed windows, so that a job
+    # measured on a busy machine says so; None from an agent that did not look
+    machine_load: Optional[dict] = None
     type: str = "result"
 
 
@@ -190,11 +197,21 @@ def _build(cls, data: dict):
         if not isinstance(message.split_times, dict) or sorted(message.split_times) != sorted(SPLIT_TIMES_KEYS):
             raise WireError("result split_times {!r}; expected the keys {}".format(
                 message.split_times, ", ".join(SPLIT_TIMES_KEYS)))
+    if isinstance(message, JobResult) and message.machine_load is not None:
+        _check_machine_load(message.machine_load)
     return message
 
 
 def _number(value, minimum) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_machine_load(load) -> None:
+    if not isinstance(load, dict) or sorted(load) != sorted(MACHINE_LOAD_KEYS):
+        raise WireError("result machine_load {!r}; expected the keys {}".format(load, ", ".join(MACHINE_LOAD_KEYS)))
+    for key, value in load.items():
+        if value is not None and not _number(value, 0):
+            raise WireError("result machine_load {} {!r}; expected a number >= 0 or null".format(key, value))
 
 
 def _check_address(what: str, host, port, min_port: int) -> None:

@@ -43,8 +43,8 @@ def test_the_bundle_is_the_agents_import_closure_and_nothing_host_side():
     files = SHIPPED
     # what the agent's loop reaches, and what the host names to it by reference (backends, board sources)
     for needed in ("targets/agent/loop.py", "targets/agent/measure.py", "targets/agent/wire.py",
-                   "harness/core/measurement.py", "targets/backends/ort_backend.py", "power/tegrastats.py",
-                   "power/spec.py", "power/monitor.py"):
+                   "targets/agent/machine_load.py", "harness/core/measurement.py", "targets/backends/ort_backend.py",
+                   "power/tegrastats.py", "power/spec.py", "power/monitor.py"):
         assert needed in files
     host_only = [f for f in files if f.startswith(("harness/app/", "workloads/", "reports/", "power/emulators/"))
                  or f in ("targets/board.py", "targets/cpu.py", "targets/ssh.py", "targets/agent_driver.py",
