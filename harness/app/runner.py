@@ -1,10 +1,14 @@
 """A benchmark run: resolve the request, build artifacts, run every job on the target, store each row
-as soon as it exists. Ctrl-C or a crash keeps every finished row; `--resume` runs only what is missing."""
+as soon as it exists. Ctrl-C or a crash keeps every finished row; `--resume` runs only what is missing.
+
+A target with [farm] runs the jobs across the boards a labgrid coordinator lends the run (targets.farm),
+one job at a time per board, every row naming its board; the places are released however the run ends."""
 
 from __future__ import annotations
 
 import contextlib
 import platform
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +31,7 @@ from harness.core.environment import host_environment, utc_now
 from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, suggest, unknown_name
 from harness.core.hashing import content_hash
 from harness.core.jobs import MAX_BATCH_SIZE, MAX_THREADS, Artifact, Job, expand
-from harness.core.rundir import RunStore
+from harness.core.rundir import RunStore, replica_job_id
 from harness.core.stats import ValidityRules
 from power.monitor import PowerMonitor, windows_for_meter
 from power.registry import parse_cli as parse_power_cli
@@ -35,6 +39,9 @@ from power.registry import power_spec
 from power.spec import PowerSpec
 from targets.backends import BACKENDS
 from targets.base import Session
+from targets.farm.board import FarmBoard, board_lost
+from targets.farm.farm import BoardsLost, Farm, terminate_as_interrupt
+from targets.farm.queue import QueuedJob, on_board
 from targets.registry import load_adapter
 from targets.spec import TargetSpec, check_backend_options, find_target
 from workloads.build import build_base, build_variants
@@ -80,6 +87,8 @@ class ResolvedRun:
         """Everything that determines the jobs and how they are measured (for run.json and resume)."""
         target = asdict(self.target)
         target.pop("power_table")  # the snapshot keeps the keys it had: the target's power as resolved
+        if target.get("farm") is None:
+            target.pop("farm", None)  # a run started before farms existed resumes
         return {
             "target": {**target, "file": str(self.target.file), "power": power_config(self.target_power)},
             "suite": {**asdict(self.suite), "file": str(self.suite.file)},
@@ -262,12 +271,51 @@ class Bench:
     def _run(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:
         for note in run.notes:
             self.reporter.note(note)
-        session = load_adapter(run.target.adapter, str(run.target.file))(run.target).open()
+        with terminate_as_interrupt():
+            return self._run_on_target(run, store, runs_dir)
+
+    def _open_farm(self, run: ResolvedRun) -> Farm:
+        """The farm's first board held and opened (labgrid, the coordinator, the tags, the reservation and
+        SSH each fail here, before anything is built); its places are released in _run_on_target's finally."""
+        if has_split_variants(run.workloads, run.suite.name):
+            raise ConfigError(f"{run.target.file}: a [farm] target runs jobs whole on its boards; split jobs "
+                              f"(suite '{run.suite.name}') need a single board target")
+        adapter = load_adapter(run.target.adapter, str(run.target.file))
+
+        def prepare(session: Session) -> None:
+            if run.power.source != "none":
+                session.record_power_on_device(run.power)
+
+        farm = Farm(run.target, adapter, prepare, self.reporter.status, self.reporter.note)
+        try:
+            farm.open()
+        except BaseException:
+            self._close_farm(farm)
+            raise
+        return farm
+
+    def _close_farm(self, farm: Farm) -> None:
+        for problem in farm.close():
+            self.reporter.note(f"farm: {problem} (release it with labgrid-client -p <place> release)")
+
+    def _run_on_target(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:
+        farm = self._open_farm(run) if run.target.farm is not None else None
+        try:
+            session = farm.live[0].session if farm else \
+                load_adapter(run.target.adapter, str(run.target.file))(run.target).open()
+        except BaseException:
+            if farm is not None:
+                self._close_farm(farm)
+            raise
         power = server = None
         try:
             # board-side sources (tegrastats, INA3221, ...) run in the agent; the rest here, on the host
             on_device = run.power.source != "none" and session.record_power_on_device(run.power)
             if run.power.source != "none" and not on_device:
+                if farm is not None and not run.target.farm.meter_place:
+                    raise ConfigError(f"{run.target.file}: [power] source = {run.power.source!r} is read on this "
+                                      f"host and measures one board: set [farm] meter_place to the place it is "
+                                      f"wired to (its jobs get energy columns, the other boards' do not)")
                 power = PowerMonitor(run.power)
                 power.check()  # a wrong port fails here, before anything is built or measured
             facts = session.info()
@@ -283,13 +331,17 @@ class Bench:
             jobs = plan_jobs(run, facts, setup.links)
             finished = store.finished_job_ids() if store else set()
             pending = [j for j in jobs if j.job_id not in finished]
+            if farm is not None and run.target.farm.replicate:
+                pending = jobs  # which boards still need a job is known as each board joins
             try:
                 artifacts, analyses = self._build(run, pending)
             except KeyboardInterrupt:
                 raise Interrupted("interrupted while building artifacts; no job had started in this "
                                   "session, finished ones (if resuming) are kept") from None
             if store is None:
-                store = self._create_store(run, runs_dir, facts)
+                store = self._create_store(run, runs_dir, facts if farm is None else {
+                    **facts, "farm": {"coordinator": run.target.farm.coordinator, "tags": run.target.farm.tags,
+                                      "replicate": run.target.farm.replicate}})
             if analyses:
                 info = store.run_info()
                 info.setdefault("split_analysis", {}).update(analyses)
@@ -303,8 +355,12 @@ class Bench:
                     store.write_run_info(info)
                 split = SplitJobs(session, server, setup, server_spec.backend_options if server_spec else {})
                 with MeasuringRuns(store.dir) as neighbours, split:
-                    self._measure(run, session, store, pending, artifacts, power,
-                                  neighbours if same_machine else None, split)
+                    if farm is not None:
+                        self._measure_farm(run, farm, store, jobs, pending, artifacts, power,
+                                           neighbours if same_machine else None, split)
+                    else:
+                        self._measure(run, session, store, pending, artifacts, power,
+                                      neighbours if same_machine else None, split, facts)
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted: every finished job is kept in {store.results_csv}; "
                                   f"resume with: edgebench bench --resume {store.dir}") from None
@@ -312,7 +368,10 @@ class Bench:
             info["finished_at"] = utc_now()
             store.write_run_info(info)
         finally:
-            session.close()
+            if farm is not None:
+                self._close_farm(farm)
+            else:
+                session.close()
             if server is not None:
                 server.close()
             if power is not None:
@@ -353,35 +412,89 @@ class Bench:
                 analyses[workload.name] = split_analysis(base.onnx_path, base.data.input_shape)
         return artifacts, analyses
 
+    @staticmethod
+    def _protocol(run: ResolvedRun):
+        if run.power.source != "none":
+            return windows_for_meter(run.suite.protocol, run.power)
+        return run.suite.protocol
+
     def _measure(self, run: ResolvedRun, session: Session, store: RunStore, pending: list[Job],
                  artifacts: dict, power: PowerMonitor | None, neighbours: MeasuringRuns | None,
-                 split: SplitJobs) -> None:
-        measurement_protocol = run.suite.protocol
-        if run.power.source != "none":
-            measurement_protocol = windows_for_meter(measurement_protocol, run.power)
+                 split: SplitJobs, facts: dict) -> None:
+        measurement_protocol = self._protocol(run)
         baselines = BaselineAccuracies(store.rows())
+        # a board reached over SSH is named by the hostname its agent said; the local cpu by nothing
+        board = str(facts.get("hostname") or "") if facts.get("transport", {}).get("kind") == "ssh" else ""
         self.reporter.run_started(len(pending))
         # the jobs that run whole on the device first, then those of each link setting in turn
         for link in split.run_order(pending):
             with split.over(link):
                 for job in (j for j in pending if j.link == link):
                     self._measure_job(run, session, store, job, artifacts[(job.workload, job.variant)],
-                                      measurement_protocol, power, neighbours, split, baselines)
+                                      measurement_protocol, power, neighbours, split, baselines, board)
+
+    def _measure_farm(self, run: ResolvedRun, farm: Farm, store: RunStore, jobs: list[Job], pending: list[Job],
+                      artifacts: dict, power: PowerMonitor | None, neighbours: MeasuringRuns | None,
+                      split: SplitJobs) -> None:
+        """The jobs across the farm's boards: each board one job at a time, rows written as they finish (one
+        writer at a time), the run's shared state (baselines, the progress display) touched one board at a
+        time. With replicate, each board gets every job it has no finished row of."""
+        measurement_protocol = self._protocol(run)
+        lock = threading.RLock()
+        baselines = Serialized(BaselineAccuracies(store.rows()), lock)
+        reporter = Serialized(self.reporter, lock)
+        finished = store.finished_job_ids()
+        replicate, meter_place = run.target.farm.replicate, run.target.farm.meter_place
+        if not replicate:
+            farm.queue.add([QueuedJob(job) for job in pending])
+        self.reporter.run_started(len(pending) * (len(farm.live) if replicate else 1))
+
+        def on_join(board: FarmBoard) -> None:
+            store.update_run_info(lambda info: info.setdefault("boards", {}).update({board.label: board.facts}))
+            if replicate:
+                farm.queue.add([QueuedJob(on_board(job, board.place), place=board.place) for job in jobs
+                                if replica_job_id(job.job_id, board.place) not in finished])
+            reporter.note(f"farm: board {board.label} runs jobs ({board.spec.settings['host']}, "
+                          f"{board.facts.get('cpu_model') or 'cpu unknown'})")
+
+        def measure(board: FarmBoard, item: QueuedJob, lost) -> bool:
+            job = item.job
+            return self._measure_job(run, board.session, store, job, artifacts[(job.workload, job.variant)],
+                                     measurement_protocol, power if board.place == meter_place else None,
+                                     neighbours, split, baselines, board.label, reporter, lost,
+                                     lambda: farm.queue.stopped, len(farm.live))
+
+        farm.run(measure, on_join)
+        unrun = farm.unrun()
+        if unrun:
+            why = "; ".join(f"{place}: {reason}" for place, reason in farm.dropped.items()) or "no board answered"
+            raise BoardsLost(f"{len(unrun)} jobs did not run: no board of the farm was left to run them ({why}); "
+                             f"every finished job is kept in {store.results_csv}; resume with: edgebench bench "
+                             f"--resume {store.dir}")
 
     def _measure_job(self, run: ResolvedRun, session: Session, store: RunStore, job: Job, artifact: Artifact,
                      measurement_protocol, power: PowerMonitor | None, neighbours: MeasuringRuns | None,
-                     split: SplitJobs, baselines: BaselineAccuracies) -> None:
+                     split: SplitJobs, baselines: BaselineAccuracies, board: str = "", reporter=None,
+                     lost=None, stopping=lambda: False, farm_boards: int = 0) -> bool:
+        """One job measured and its row appended. On a farm board (`lost` given): True when the board was
+        lost under the job (`lost(reason)` says what becomes of the job, for the row)."""
+        reporter = reporter or self.reporter
         row = job_row(store.dir.name, job, artifact)
-        self.reporter.job_started(job)
+        if board:
+            row["board"] = board
+        reporter.job_started(job)
         power_reasons = []
         others = set(neighbours.others()) if neighbours else set()
         options = run.target.backend_options.get(job.backend, {})
+        # a farm's boards run at once: one progress bar per job would flicker between them
+        progress = reporter.job_progress if lost is None else (lambda phase, done, total: None)
+        board_was_lost = False
         m = None
         try:
             staged = session.stage(artifact)
             with (split.serving(job, artifact) if job.link else contextlib.nullcontext()) as plan:
                 # a target without split jobs need not know the keyword (plug-in targets)
-                m = session.run(job, staged, measurement_protocol, options, self.reporter.job_progress,
+                m = session.run(job, staged, measurement_protocol, options, progress,
                                 **({"split": plan} if plan is not None else {}))
             if job.link:
                 split.complete(job, m)
@@ -394,21 +507,52 @@ class Bench:
                         "power source")]))
         except SkipJob as exc:
             row.update(status="skipped", reason=str(exc))
-        except JobError as exc:
+        except (JobError, ConfigError) as exc:
+            if isinstance(exc, ConfigError) and lost is None:
+                raise  # a single board's SSH problem stops the run, named, as before
             row.update(status="failed", reason=str(exc))
+            if lost is not None and board_lost(exc):
+                if stopping():
+                    return False  # the run is stopping: its boards were closed under their jobs
+                board_was_lost = True
+                row["reason"] = f"board {board} lost under the job: {exc}; {lost(str(exc))}"
         row.update(split_columns(artifact, m, split.planned, split.shaping, split.quota_share))
         others |= set(neighbours.others()) if neighbours else set()
         if others:
             row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
                 f"another edgebench run measured on this machine at the same time ({', '.join(sorted(others))}): "
                 f"each disturbs the other's latencies")]))
+        if neighbours is not None and farm_boards > 1:
+            row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
+                f"{farm_boards} boards of this farm are this machine: their jobs ran at the same time and "
+                f"disturb each other's latencies")]))
         if run.power.strict and power_reasons and row.get("status") == "ok":
             # stored as failed (the measured numbers kept) so that --resume measures it again
             row.update(status="failed", reason="power (strict mode): " + "; ".join(power_reasons))
         store.append(row)
         baselines.add(row)
-        self.reporter.job_finished(job, row)
+        reporter.job_finished(job, row)
         if run.power.strict and power_reasons:
             raise PowerFault(f"power source failed during {job.job_id} (strict mode): "
                              f"{row['invalid_reasons']}; finished rows are in {store.results_csv}; "
                              f"fix the meter and resume with: edgebench bench --resume {store.dir}")
+        return board_was_lost
+
+
+
+class Serialized:
+    """`target`'s methods called one at a time: a farm's boards share the run's baselines and progress
+    display from threads of their own."""
+
+    def __init__(self, target, lock):
+        self._target, self._lock = target, lock
+
+    def __getattr__(self, name: str):
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return value(*args, **kwargs)
+        return call

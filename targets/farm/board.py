@@ -35,6 +35,7 @@ class FarmBoard:
         self.session: Session | None = None
         self.facts: dict = {}
         self.failures: list[str] = []     # why the board failed, one entry per time
+        self.joined = False               # its facts recorded and its worker counted by the queue
 
     @property
     def hostname(self) -> str:
@@ -45,11 +46,18 @@ class FarmBoard:
         """The `board` column: the place and the board's hostname."""
         return f"{self.place}/{self.hostname}"
 
-    def open(self, adapter) -> dict:
-        """The SSH board session (the agent shipped, the board's facts read)."""
+    def open(self, adapter, prepare) -> dict:
+        """The SSH board session (`prepare(session)` first: a board-side power source; then the agent
+        shipped and the board's facts read)."""
         self.close()
-        self.session = adapter(self.spec).open()
-        self.facts = self.session.info()
+        session = adapter(self.spec).open()
+        try:
+            prepare(session)
+            self.facts = session.info()
+        except BaseException:
+            session.close()
+            raise
+        self.session = session
         return self.facts
 
     def answers(self) -> bool:
@@ -65,13 +73,13 @@ class FarmBoard:
     def cycle_power(self) -> None:
         self.power.cycle()
 
-    def wait_answering(self, adapter, timeout_s: float, stopped) -> str | None:
+    def wait_answering(self, adapter, prepare, timeout_s: float, stopped) -> str | None:
         """Reopen the board's session until it answers (None), or the reason it did not within timeout_s."""
         deadline = time.monotonic() + timeout_s
         last = "no answer"
         while not stopped():
             try:
-                self.open(adapter)
+                self.open(adapter, prepare)
                 return None
             except (ConfigError, JobError) as exc:
                 last = str(exc)
