@@ -20,6 +20,7 @@ from reports.cross_run import (
     ratio_matrix,
     with_ratios,
 )
+from reports.noise import busy_banner, concurrent_banner
 from reports.render import fmt, markdown_table, markdown_text, render_html
 from reports.report import MAX_DRAWN_SAMPLES, latency_samples
 from reports.run_facts import energy_banner, job_name, run_facts, validity_banner
@@ -167,7 +168,7 @@ def write_cross_report(run_dirs: list[Path], out_dir: Path | None = None,
     out_dir = Path(out_dir) if out_dir else default_out_dir(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
     ok = runs.rows
-    banner = " ".join(filter(None, [validity_banner(ok), energy_banner(ok)]))
+    banner = " ".join(filter(None, [validity_banner(ok), energy_banner(ok), busy_banner(ok), concurrent_banner(ok)]))
     title = f"edgebench report: {len(runs.infos)} runs ({', '.join(runs.infos)})"
     sections = [workload_section(runs, w, ok[ok["workload"] == w], budget_points) for w in runs.shared_workloads]
     not_shared = list(runs.not_shared)

@@ -165,4 +165,6 @@ def fronts(rows: pd.DataFrame, cost: str) -> pd.DataFrame:
         return points
     keys = points["workload"] + "\x00" + points["series"]
     on = pareto_members(points.assign(group=keys), cost, "group")
-    return points[on].sort_values(["workload", "series", cost])
+    order = {name: i for i, name in enumerate(dict.fromkeys(points["series"]))}  # the runs' order
+    return points[on].sort_values(["workload", "series", cost], key=lambda c: c.map(order) if c.name == "series"
+                                  else c)

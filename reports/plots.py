@@ -58,19 +58,23 @@ def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str |
         # labels keep off every point where there are few; off the labelled points only where there are many
         # (adjustText's cost grows with the points it avoids)
         avoid = data if len(data) <= MAX_AVOIDED_POINTS else front
-        adjust_text(texts, x=avoid[cost].to_numpy(), y=avoid["accuracy_pct"].to_numpy(), ax=ax,
-                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, time_lim=1)
-    return drop_overlapping(ax, texts)
+        _, arrows = adjust_text(texts, x=avoid[cost].to_numpy(), y=avoid["accuracy_pct"].to_numpy(), ax=ax,
+                                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, time_lim=1)
+        return drop_overlapping(ax, texts, arrows)
+    return texts
 
 
-def drop_overlapping(ax, texts: list) -> list:
+def drop_overlapping(ax, texts: list, arrows: list) -> list:
     """adjustText moves labels apart but does not promise it: a label still touching a kept one is removed
-    (its point keeps its tooltip)."""
+    with its leader line (its point keeps its tooltip)."""
     renderer = ax.figure.canvas.get_renderer()
     kept, boxes = [], []
     for text in texts:
         box = text.get_window_extent(renderer)
         if any(box.overlaps(other) for other in boxes):
+            for arrow in arrows:
+                if getattr(arrow, "arrow_patch", arrow).patchA is text:
+                    arrow.remove()
             text.remove()
             continue
         kept.append(text)

@@ -4,6 +4,7 @@ where their energy came from."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from harness.core.errors import ConfigError
 from reports.load import load_run
+from reports.render import markdown_table
 
 COLUMNS = ["run", "target", "suite", "started", "commit", "ok", "skipped", "failed", "valid", "energy source"]
 
@@ -46,12 +48,21 @@ def list_runs(root: Path) -> pd.DataFrame:
 
 
 def print_runs(root: Path) -> None:
+    """A table for the terminal; Markdown where the output is a file or a CI log (no wrapping)."""
     runs = list_runs(root)
+    cells = [["" if pd.isna(run[c]) else str(run[c]) for c in COLUMNS] for _, run in runs.iterrows()]
+    if not sys.stdout.isatty():
+        print(markdown_table(COLUMNS, cells))
+    else:
+        print_rich(root, cells)
+    if runs.empty:
+        print(f"no runs in {root} (a run is a directory with results.csv)")
+
+
+def print_rich(root: Path, cells: list[list[str]]) -> None:
     table = Table(title=f"runs in {root}", title_justify="left")
     for column in COLUMNS:
         table.add_column(column, justify="right" if column in ("ok", "skipped", "failed", "valid") else "left")
-    for _, run in runs.iterrows():
-        table.add_row(*("" if pd.isna(run[c]) else str(run[c]) for c in COLUMNS))
+    for row in cells:
+        table.add_row(*row)
     Console().print(table)
-    if runs.empty:
-        print(f"no runs in {root} (a run is a directory with results.csv)")

@@ -40,6 +40,7 @@ class Measurement:
     d2h_ms: float | None = None
     warnings: list[str] = field(default_factory=list)
     device_energy: DeviceEnergy | None = None   # from a power source on the device (same clock)
+    machine_load: dict | None = None            # load and others' CPU time around the timed part (agent)
     # device clock - host clock, and its bound: windows are on the device's clock (0, 0 when local)
     clock_offset_ns: int = 0
     clock_uncertainty_ns: int = 0

@@ -60,9 +60,7 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
         row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.warnings]))
     reference = m.accuracy if job.family == "baseline" else baselines.reference(asdict(job))
     row["accuracy_delta"] = m.accuracy - reference if None not in (m.accuracy, reference) else None
-    # getattr: targets.base.Measurement does not carry the agent's JobResult.machine_load yet (targets/base.py
-    # and targets.agent_driver.measurement are not this module's); without it the columns stay empty
-    add_machine_load(row, job, getattr(m, "machine_load", None))
+    add_machine_load(row, job, m.machine_load)
     return row
 
 
