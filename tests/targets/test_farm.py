@@ -261,7 +261,8 @@ def test_farm_problems_are_one_line_naming_the_target_file_before_anything_is_bu
     text = lab.target_toml()
     held = []
     if case == "no-labgrid":
-        monkeypatch.setitem(sys.modules, "labgrid.remote.client", None)   # import fails as when not installed
+        for module in ("labgrid", "labgrid.remote", "labgrid.remote.client"):   # imports fail as when absent
+            monkeypatch.setitem(sys.modules, module, None)
     elif case == "no-coordinator":
         text = text.replace(lab.coordinator, f"127.0.0.1:{free_port()}")
     elif case == "no-matching-place":
@@ -281,4 +282,5 @@ def test_farm_problems_are_one_line_naming_the_target_file_before_anything_is_bu
     assert str(target) in error and advice in error, error
     assert len([line for line in error.splitlines() if line.startswith("edgebench: error")]) == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())   # nothing built or stored
+    monkeypatch.undo()   # labgrid back, to ask the coordinator
     assert_released(lab)
