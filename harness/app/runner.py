@@ -271,7 +271,8 @@ class Bench:
     def _run(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:
         for note in run.notes:
             self.reporter.note(note)
-        with terminate_as_interrupt():
+        # a farm's places must be released when a CI runner cancels the run too
+        with terminate_as_interrupt() if run.target.farm is not None else contextlib.nullcontext():
             return self._run_on_target(run, store, runs_dir)
 
     def _open_farm(self, run: ResolvedRun) -> Farm:
@@ -286,7 +287,10 @@ class Bench:
             if run.power.source != "none":
                 session.record_power_on_device(run.power)
 
-        farm = Farm(run.target, adapter, prepare, self.reporter.status, self.reporter.note)
+        # the boards' threads and this one share the progress display and the baselines: one at a time
+        self._farm_lock = threading.RLock()
+        shared = Serialized(self.reporter, self._farm_lock)
+        farm = Farm(run.target, adapter, prepare, shared.status, shared.note)
         try:
             farm.open()
         except BaseException:
@@ -440,9 +444,8 @@ class Bench:
         writer at a time), the run's shared state (baselines, the progress display) touched one board at a
         time. With replicate, each board gets every job it has no finished row of."""
         measurement_protocol = self._protocol(run)
-        lock = threading.RLock()
-        baselines = Serialized(BaselineAccuracies(store.rows()), lock)
-        reporter = Serialized(self.reporter, lock)
+        baselines = Serialized(BaselineAccuracies(store.rows()), self._farm_lock)
+        reporter = Serialized(self.reporter, self._farm_lock)
         finished = store.finished_job_ids()
         replicate, meter_place = run.target.farm.replicate, run.target.farm.meter_place
         if not replicate:

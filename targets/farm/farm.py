@@ -67,7 +67,7 @@ class Farm:
         wanted = self.lease.reserve()
         for note in self.lease.notes:
             self.note(note)
-        first = self.lease.wait_first(self.status)
+        first = self.lease.wait_first(self.status, self.note)
         self.note(f"farm {self.farm.describe()}: {len(first)} of {wanted} boards held ({', '.join(first)})"
                   + (", waiting for the others while the run goes" if len(first) < wanted else ""))
         boards = [self._board(place) for place in first]

@@ -71,9 +71,11 @@ class Lease:
                 new.append(state.place)
         return new
 
-    def wait_first(self, status: Callable[[str], None]) -> list[str]:
-        """Block until the run holds a board (the places acquired), or reserve_timeout_s passes."""
+    def wait_first(self, status: Callable[[str], None], note: Callable[[str], None]) -> list[str]:
+        """Block until the run holds a board (the places acquired), or reserve_timeout_s passes; the wait is
+        said once as a line and then kept up to date on the status line."""
         deadline = time.monotonic() + self.spec.reserve_timeout_s
+        said = False
         while True:
             new = self.poll(force=True)
             if new:
@@ -85,7 +87,9 @@ class Lease:
                                   f"no place carrying {self.spec.describe()} became free in time (taken: "
                                   f"{taken}); wait for them, raise the timeout, or see who holds them with "
                                   f"labgrid-client -x {self.spec.coordinator} who")
-            status(f"waiting for a board ({self.spec.describe()}): taken: {taken}; {left:.0f} s left")
+            line = f"waiting for a board ({self.spec.describe()}): taken: {taken}; {left:.0f} s left"
+            (status if said else note)(line)
+            said = True
             time.sleep(min(POLL_INTERVAL_S, max(left, 0.05)))
 
     def stop_waiting(self) -> None:
