@@ -284,3 +284,32 @@ def test_farm_problems_are_one_line_naming_the_target_file_before_anything_is_bu
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())   # nothing built or stored
     monkeypatch.undo()   # labgrid back, to ask the coordinator
     assert_released(lab)
+
+
+def test_a_host_side_meter_belongs_to_one_place_and_board_side_sources_run_on_every_board(lab, tmp_path, capsys):
+    suite = suite_file(tmp_path, batches=(1, 2, 4))
+    meter = ["--power", "emulated-ina219:idle_s=0.3"]
+    # a meter on this host measures one board: the target file must say which
+    target = write(tmp_path / "lab.toml", lab.target_toml())
+    assert main([*bench_args(target, suite, tmp_path / "unwired"), *meter]) == 2
+    assert "set [farm] meter_place" in capsys.readouterr().err
+    assert_released(lab)
+
+    target = write(tmp_path / "wired.toml", lab.target_toml(farm_extra='meter_place = "board-2"'))
+    assert main([*bench_args(target, suite, tmp_path / "wired"), *meter]) == 0
+    for row in rows_of(run_dir_of(tmp_path / "wired")):
+        on_board_2 = row["board"].startswith("board-2/")
+        assert row["status"] == "ok" and (row["energy_source"] != "none") == on_board_2, row["board"]
+
+    # a source on the boards themselves (an INA226 on hwmon, 2 W): every board's agent reads its own
+    hwmon = tmp_path / "sys/class/hwmon/hwmon1"
+    hwmon.mkdir(parents=True)
+    for name, value in {"name": "ina226", "in1_input": 5000, "curr1_input": 400, "power1_input": 2000000}.items():
+        (hwmon / name).write_text(f"{value}\n")
+    target = write(tmp_path / "hwmon.toml", lab.target_toml().replace(
+        'source = "none"', f'source = "hwmon"\nroot = "{tmp_path}"\nidle_s = 0.2'))
+    assert main(bench_args(target, suite, tmp_path / "hwmon")) == 0
+    rows = rows_of(run_dir_of(tmp_path / "hwmon"))
+    assert {r["energy_source"] for r in rows} == {"hwmon (on the device)"}
+    assert [float(r["avg_power_w"]) for r in rows] == pytest.approx([2.0] * len(rows))
+    assert_released(lab)
