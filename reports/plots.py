@@ -18,6 +18,10 @@ from reports.pareto import pareto_members
 
 POINTS_GID = "points"
 MAX_AVOIDED_POINTS = 300
+MAX_LABELS = 12         # labelled front points per plot; the rest of a long front is in the tooltips and tables
+MAX_LEGEND_ENTRIES = 16  # past this many colours a legend hides the plot: the tooltips name each point
+MAX_ANNOTATED_CELLS = 400
+MAX_HEATMAP_COLUMNS = 24
 
 
 def label(row) -> str:
@@ -50,8 +54,10 @@ def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str |
                 color=palette.get(name, "black") if name is not None else "black")
     front = data[on_front]
     ax.scatter(front[cost], front["accuracy_pct"], facecolors="none", edgecolors="black", s=120, lw=0.8)
+    labelled = front.sort_values(cost).iloc[np.unique(np.linspace(0, len(front) - 1, MAX_LABELS).round()
+                                                      .astype(int))] if len(front) > MAX_LABELS else front
     texts = [ax.text(r[cost], r["accuracy_pct"], plain(point_label(r)), fontsize=7)
-             for _, r in front.iterrows()]
+             for _, r in labelled.iterrows()]
     if spans_decades(data[cost]):
         log_scale(ax)
     if texts:
@@ -59,7 +65,7 @@ def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str |
         # (adjustText's cost grows with the points it avoids)
         avoid = data if len(data) <= MAX_AVOIDED_POINTS else front
         _, arrows = adjust_text(texts, x=avoid[cost].to_numpy(), y=avoid["accuracy_pct"].to_numpy(), ax=ax,
-                                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, time_lim=1)
+                                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, time_lim=0.5)
         return drop_overlapping(ax, texts, arrows)
     return texts
 
@@ -93,7 +99,10 @@ def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str, ca
     ax.set_ylabel("accuracy (%)")
     ax.set_title(plain(title), fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title_fontsize=7, frameon=False)
+    if points[hue].nunique() + points["family"].nunique() > MAX_LEGEND_ENTRIES:
+        ax.get_legend().remove()
+    else:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title_fontsize=7, frameon=False)
     on_front = pareto_members(points, cost, front_by)
     describe = describe or point_label
     tooltips = [f"{describe(r)}: {cost_label} {r[cost]:.4g}, accuracy {r['accuracy'] * 100:.2f} %"
@@ -166,12 +175,18 @@ def exit_curve_plot(rows: pd.DataFrame, baseline: pd.Series | None, title: str, 
 
 def ratio_heatmap(matrix: pd.DataFrame, title: str, caption: str, higher_is_better: bool) -> Figure:
     """variant x column of ratios against a reference (1 = the same), coloured on a log2 scale centred on
-    1 (blue: better), each cell written as '1.31x'; empty where the variant did not run there."""
+    1 (blue: better), each cell written as '1.31x'; empty where the variant did not run there. Past
+    MAX_HEATMAP_COLUMNS columns only the first are drawn (the caption says so; the table beside has all)."""
+    if len(matrix.columns) > MAX_HEATMAP_COLUMNS:
+        caption += f" The first {MAX_HEATMAP_COLUMNS} of {len(matrix.columns)} columns are drawn; the table has all."
+        matrix = matrix.iloc[:, :MAX_HEATMAP_COLUMNS]
     fig, ax = plt.subplots(figsize=(1.0 * len(matrix.columns) + 2.4, 0.36 * len(matrix) + 1.6))
     log2 = np.log2(matrix.astype(float))
     bound = float(np.nanmax(np.abs(log2.to_numpy()))) if np.isfinite(log2.to_numpy()).any() else 1.0
     sns.heatmap(log2, ax=ax, cmap="RdBu" if higher_is_better else "RdBu_r", center=0, vmin=-max(bound, 0.1),
-                vmax=max(bound, 0.1), annot=matrix.map(lambda v: "" if v != v else f"{v:.2f}x"), fmt="",
+                vmax=max(bound, 0.1), fmt="",
+                annot=matrix.map(lambda v: "" if v != v else f"{v:.2f}x") if matrix.size <= MAX_ANNOTATED_CELLS
+                else False,
                 annot_kws={"fontsize": 7}, cbar_kws={"label": "log2 of the ratio"}, linewidths=0.5)
     ax.set_xticklabels([plain(t.get_text()) for t in ax.get_xticklabels()], rotation=30, ha="right", fontsize=7)
     ax.set_yticklabels([plain(t.get_text()) for t in ax.get_yticklabels()], rotation=0, fontsize=7)

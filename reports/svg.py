@@ -10,6 +10,8 @@ import io
 import re
 import xml.etree.ElementTree as ET
 
+import matplotlib
+
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 ET.register_namespace("", SVG_NS)
@@ -27,7 +29,9 @@ def figure_svg(fig, prefix: str, tooltips: dict[str, list[str]] | None = None) -
     (`collection.set_gid(...)`) to one text per point, in the collection's order; the texts are escaped
     here, so they may hold anything a user's file named."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    # text as <text> (escaped by matplotlib), not as glyph outlines: a tenth of the size and the time
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     root = ET.fromstring(buffer.getvalue())
     for gid, texts in (tooltips or {}).items():
         _add_titles(root, gid, texts)
