@@ -11,7 +11,7 @@ ARGS   ?=
 
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test lint report compare venv clean
+.PHONY: bench test lint report compare runs history venv clean
 
 # Old and new board Pythons (3.8 = JetPack 5, 3.13 = Pi OS Trixie) with numpy and onnxruntime, where this
 # machine has those interpreters: the board tests run the shipped agent on them. Missing ones are skipped.
@@ -53,9 +53,18 @@ lint: $(STAMP)
 test: lint $(BOARD_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# one run: its own report; several (RUN="runs/a runs/b"): one report across them, e.g. one run per target
 report: $(STAMP)
-	@test -n "$(RUN)" || { echo "usage: make report RUN=runs/<id>"; exit 2; }
+	@test -n "$(RUN)" || { echo "usage: make report RUN=runs/<id>  or  RUN=\"runs/<a> runs/<b> ...\""; exit 2; }
 	$(BIN)/edgebench report $(RUN)
+
+runs: $(STAMP)
+	$(BIN)/edgebench runs
+
+# METRIC over every run under runs/ (or RUN="..."), in time order
+METRIC ?= latency_p50_ms
+history: $(STAMP)
+	$(BIN)/edgebench history $(or $(RUN),runs/*) --metric $(METRIC)
 
 compare: $(STAMP)
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=runs/<a> B=runs/<b>"; exit 2; }

@@ -76,6 +76,23 @@ def job_names(rows: pd.DataFrame) -> pd.Series:
     return rows["target"].astype(str) + ": " + rows["job_id"].astype(str)
 
 
+def run_directories(paths: list[Path], notes: list[str]) -> list[Path]:
+    """The runs among `paths` as a shell glob gives them (`runs/*`): each run once (runs/latest is a link
+    to one of them), and what is not a run (a report's directory) left out, saying so."""
+    runs, seen, skipped = [], set(), []
+    for path in map(Path, paths):
+        if not (path / "results.csv").is_file():
+            skipped.append(str(path))
+        elif path.resolve() not in seen:
+            seen.add(path.resolve())
+            runs.append(path)
+    if skipped:
+        notes.append(f"not runs (no results.csv), left out: {', '.join(skipped)}")
+    if not runs:
+        raise ConfigError(f"{', '.join(map(str, paths))}: no run directory among them (a run holds results.csv)")
+    return runs
+
+
 def load_history(run_dirs: list[Path], metric: str, order: str = "time", ratio_threshold: float = 1.10,
                  alpha: float = 0.01) -> History:
     check_metric(metric)
@@ -83,7 +100,7 @@ def load_history(run_dirs: list[Path], metric: str, order: str = "time", ratio_t
         raise ConfigError(f"--order {order!r}; accepted: {', '.join(ORDERS)}")
     notes: list[str] = []
     facts, frames = [], []
-    for run_dir in map(Path, run_dirs):
+    for run_dir in run_directories(run_dirs, notes):
         info, rows = load_run(run_dir)
         facts.append(run_facts(run_dir, info))
         ok = rows[rows["status"] == "ok"]

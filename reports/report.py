@@ -11,6 +11,7 @@ import pandas as pd
 from harness.core.rundir import load_latency
 from harness.core.traces import TraceSlice
 from reports import captions, plots
+from reports.boards import board_spread_table
 from reports.crossover import LINKED, crossover_table, strategy_of
 from reports.load import load_run
 from reports.noise import busy_banner, concurrent_banner
@@ -188,6 +189,10 @@ def split_markdown(sections: list[dict]) -> list[str]:
     return md
 
 
+BOARD_SPREAD_NOTE = ("The same job on several boards of one farm (replicate = true, or a job re-queued after a "
+                     "board was lost): its latency p50 on each, and the spread (max - min) / median.")
+
+
 def write_report(run_dir: Path) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     info, rows = load_run(run_dir)
@@ -202,13 +207,15 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     banner = " ".join(filter(None, [validity_banner(ok), energy_banner(ok), busy_banner(ok), concurrent_banner(ok)]))
     title = f"edgebench report: {info.get('run_id', run_dir.name)}"
     split = split_sections(info, ok)
+    spread_headers, spread_body = board_spread_table(ok)
 
     html_path = run_dir / "report.html"
     html_path.write_text(render_html("report.html.j2", title=title, banner=banner, facts=facts,
                                      headers=headers, body=body, notes=notes, not_run=not_run,
                                      variants=variants,
                                      workloads=workload_sections(run_dir, ok, info.get("measurement_protocol", {})),
-                                     split=split))
+                                     split=split, spread_headers=spread_headers, spread_body=spread_body,
+                                     spread_note=BOARD_SPREAD_NOTE))
     md = [f"# {title}", ""]
     if banner:
         md += [f"> {banner}", ""]
@@ -221,6 +228,9 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     if not_run:
         md += ["## Skipped and failed jobs", "", markdown_table(["job", "status", "reason"],
                                                                 [list(n) for n in not_run]), ""]
+    if spread_body:
+        md += ["## Board-to-board spread", "", markdown_table(spread_headers, spread_body), "",
+               markdown_text(BOARD_SPREAD_NOTE), ""]
     md += split_markdown(split)
     md_path = run_dir / "report.md"
     md_path.write_text("\n".join(md))

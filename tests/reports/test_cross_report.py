@@ -157,9 +157,13 @@ def test_history_marks_a_real_slowdown_and_not_the_noise(tmp_path):
         runs.append(synthetic_run(tmp_path / "runs" / f"r{i}", "cpu", jobs, seed=i,
                                   info={"started_at": f"2026-11-0{i + 1}T00:00:00Z"}))
     out = tmp_path / "history"
-    assert main(["history", *map(str, reversed(runs)), "--metric", "latency_p50_ms", "--out", str(out),
-                 "--fail-on-regression"]) == 1
+    # as a shell's runs/* gives them: runs/latest (a link to r4) and a report's directory too
+    assert (tmp_path / "runs" / "latest").resolve() == runs[-1].resolve()
+    (tmp_path / "runs" / "cross-0123").mkdir()
+    assert main(["history", *map(str, sorted((tmp_path / "runs").iterdir(), reverse=True)), "--metric",
+                 "latency_p50_ms", "--out", str(out), "--fail-on-regression"]) == 1
     text = (out / "history.md").read_text()
+    assert "5 jobs" not in text and "2 jobs over 5 runs" in text and "cross-0123" in text
     changes = text.split("## Significant changes")[1].split("## Jobs")[0]
     # one step: r2 -> r3 of int8 (given in reverse, ordered by start time); 2% noise never counts
     assert changes.count("| regression |") == 1 and "| cpu: w__int8__onnxruntime__t1__b1 | r2 | r3 |" in changes
