@@ -125,11 +125,18 @@ def find_changes(points: pd.DataFrame, metric: str, ratio_threshold: float, alph
     steps = steps.assign(ratio=ratio)[(ratio >= ratio_threshold) | (ratio <= 1 / ratio_threshold)]
     out = []
     sampled = metric.startswith("latency_")
+    loaded: dict[tuple[str, str], np.ndarray] = {}  # a run's samples serve the step into it and the one out
+
+    def samples(run_dir: str, relative: str) -> np.ndarray:
+        if (run_dir, relative) not in loaded:
+            loaded[run_dir, relative] = samples_ms(Path(run_dir), relative)
+        return loaded[run_dir, relative]
+
     for _, step in steps.iterrows():
         p_value, test = np.nan, "ratio only (no samples for this metric)"
         if sampled and step["from_raw"] and step["raw_latency_file"]:
-            p_value = shift_p_value(samples_ms(Path(step["from_dir"]), step["from_raw"]),
-                                    samples_ms(Path(step["run_dir"]), step["raw_latency_file"]))
+            p_value = shift_p_value(samples(step["from_dir"], step["from_raw"]),
+                                    samples(step["run_dir"], step["raw_latency_file"]))
             test = "Mann-Whitney U"
             if p_value >= alpha:
                 continue  # past the threshold, but within the runs' noise

@@ -123,6 +123,8 @@ def synthetic_run(path: Path, target: str, jobs: list[dict], seed: int = 0, n_sa
         **(info or {})})
     rng = np.random.default_rng(seed)
     windows = [Window(0, 10**9, n_samples // 3)] * 3
+    # as a real run writes it: each variant's accuracy against the fp32 of its workload and backend
+    fp32 = {(j["workload"], j["backend"]): j["accuracy"] for j in jobs if j["family"] == "baseline"}
     for job in jobs:
         threads, batch = job.get("threads", 1), job.get("batch_size", 1)
         job_id = f"{job['workload']}__{job['variant']}__{job['backend']}__t{threads}__b{batch}"
@@ -132,6 +134,7 @@ def synthetic_run(path: Path, target: str, jobs: list[dict], seed: int = 0, n_sa
         row.update(run_id=path.name, job_id=job_id, status="ok", target=target, threads=threads,
                    batch_size=batch, strategy="local", metric="top1", n_eval=1000, peak_rss_mb=100.0,
                    raw_latency_file=store.save_latency(job_id, latency_ns, windows),
+                   accuracy_delta=job["accuracy"] - fp32.get((job["workload"], job["backend"]), job["accuracy"]),
                    **{k: job[k] for k in ("workload", "variant", "family", "precision", "backend", "accuracy")})
         if job.get("energy_mj") is not None:
             row.update(energy_per_inference_mj=job["energy_mj"], energy_source=job.get("energy_source", "rapl"))
