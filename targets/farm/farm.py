@@ -59,6 +59,11 @@ class Farm:
         self.queue = WorkQueue()
         self._threads: dict[str, threading.Thread] = {}
         self._crash: BaseException | None = None
+        # places acquired by the keeper while the run builds or measures, not yet boards of the run
+        self._arrived: list[str] = []
+        self._arrivals = threading.Lock()
+        self._closing = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     def open(self) -> FarmBoard:
         """Connect, reserve, wait for the first board and open it: every farm error before anything is built."""
@@ -67,12 +72,28 @@ class Farm:
         wanted = self.lease.reserve()
         for note in self.lease.notes:
             self.note(note)
+        self.lease.notes.clear()
         first = self.lease.wait_first(self.status, self.note)
         self.note(f"farm {self.farm.describe()}: {len(first)} of {wanted} boards held ({', '.join(first)})"
                   + (", waiting for the others while the run goes" if len(first) < wanted else ""))
         boards = [self._board(place) for place in first]
         boards[0].open(self.adapter, self.prepare)  # the run's facts; SSH problems stop the run here, named
+        # reservations still waiting are polled from now on (one not polled for 60 s expires, an allocated
+        # place not acquired is lost): building the artifacts can take minutes
+        self._keeper = threading.Thread(target=self._keep, daemon=True, name="labgrid-reservations")
+        self._keeper.start()
         return boards[0]
+
+    def _keep(self) -> None:
+        while not self._closing.wait(SUPERVISE_S) and self.lease.waiting:
+            try:
+                new = self.lease.poll()
+            except ConfigError as exc:  # the coordinator went away: the boards held go on
+                self.note(f"farm: {exc}; no more boards join this run")
+                self.lease.waiting.clear()
+                return
+            with self._arrivals:
+                self._arrived += new
 
     def _board(self, place: str) -> FarmBoard:
         board = FarmBoard(place, self.spec, self.coordinator.resources(place), self.farm.power_cycle_command)
@@ -90,9 +111,19 @@ class Farm:
             while True:
                 if self._crash is not None:
                     break
-                for place in self.lease.poll():
+                with self._arrivals:
+                    arrived, self._arrived = self._arrived, []
+                for place in arrived:
+                    try:
+                        self._board(place)
+                    except ConfigError as exc:  # an exporter without its NetworkService: not a board to use
+                        self.note(f"farm: place {place} cannot join: {exc}")
+                        self.lease.release(place)
+                        continue
                     self.note(f"farm: place {place} joins the run")
-                    self._board(place)
+                for note in self.lease.notes:
+                    self.note(f"farm: {note}")
+                self.lease.notes.clear()
                 if self.queue.finished() or not self.live:
                     self.lease.stop_waiting()  # nothing left to give a late board, or no board left
                 for board in self.live:
@@ -102,7 +133,9 @@ class Farm:
                         self._start(board, measure, on_join)
                 running = [t for t in self._threads.values() if t.is_alive()]
                 if not running and not self.lease.waiting:
-                    break  # done, or the jobs left have no board to run on
+                    with self._arrivals:
+                        if not self._arrived:
+                            break  # done, or the jobs left have no board to run on
                 (running[0].join(SUPERVISE_S) if running else threading.Event().wait(SUPERVISE_S))
         except KeyboardInterrupt:
             self.stop()
@@ -196,7 +229,10 @@ class Farm:
     def close(self) -> list[str]:
         """Boards closed, places released, reservations cancelled: what could not be (one line each)."""
         problems = []
+        self._closing.set()
         self.queue.stop()
+        if self._keeper is not None:
+            self._keeper.join(10)
         for board in self.boards.values():
             board.close()
         if self.lease is not None:
@@ -207,4 +243,6 @@ class Farm:
 
 
 class BoardsLost(EdgebenchError):
-    """Jobs left unrun: every board the run held was dropped."""
+    """Jobs left unrun: every board the run held was dropped (like failed jobs, --resume runs them)."""
+
+    exit_code = 1

@@ -7,6 +7,7 @@ join the run while it goes."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,8 @@ class Lease:
         self.held: list[str] = []       # places acquired, in the order they came
         self.notes: list[str] = []
         self._last_poll = 0.0
+        # polled by the farm's keeper thread while the run builds and measures; stopped from the run's
+        self._lock = threading.RLock()
 
     def matching(self) -> dict:
         places = self.coordinator.places()
@@ -54,22 +57,29 @@ class Lease:
 
     def poll(self, force: bool = False) -> list[str]:
         """The places acquired since the last poll (at most one poll a second unless `force`)."""
-        now = time.monotonic()
-        if not self.waiting or (not force and now - self._last_poll < POLL_INTERVAL_S):
-            return []
-        self._last_poll = now
-        new = []
-        for token in list(self.waiting):
-            state = self.coordinator.poll(token)
-            if state.state in ("expired", "invalid"):
-                self.waiting.remove(token)
-                self.notes.append(f"reservation {token} at {self.spec.coordinator} {state.state}: one board fewer")
-            elif state.place is not None:
-                self.coordinator.acquire(state.place)
-                self.waiting.remove(token)
-                self.held.append(state.place)
-                new.append(state.place)
-        return new
+        with self._lock:
+            now = time.monotonic()
+            if not self.waiting or (not force and now - self._last_poll < POLL_INTERVAL_S):
+                return []
+            self._last_poll = now
+            new = []
+            for token in list(self.waiting):
+                state = self.coordinator.poll(token)
+                if state.state in ("expired", "invalid"):
+                    self.waiting.remove(token)
+                    self.notes.append(f"reservation {token} at {self.spec.coordinator} {state.state}: one board "
+                                      f"fewer")
+                elif state.place is not None:
+                    self.waiting.remove(token)
+                    try:
+                        self.coordinator.acquire(state.place)
+                    except ConfigError as exc:  # taken by hand under the reservation: that board is not ours
+                        self.notes.append(f"place {state.place}: {exc}; one board fewer")
+                        self._cancel(token)
+                        continue
+                    self.held.append(state.place)
+                    new.append(state.place)
+            return new
 
     def wait_first(self, status: Callable[[str], None], note: Callable[[str], None]) -> list[str]:
         """Block until the run holds a board (the places acquired), or reserve_timeout_s passes; the wait is
@@ -94,9 +104,10 @@ class Lease:
 
     def stop_waiting(self) -> None:
         """No more boards wanted (the jobs are all taken): the reservations still waiting are cancelled."""
-        for token in list(self.waiting):
-            self.waiting.remove(token)
-            self._cancel(token)
+        with self._lock:
+            for token in list(self.waiting):
+                self.waiting.remove(token)
+                self._cancel(token)
 
     def release(self, place: str) -> None:
         if place in self.held:
@@ -105,6 +116,10 @@ class Lease:
 
     def release_all(self) -> list[str]:
         """Every place released and every reservation cancelled; what could not be (one line each)."""
+        with self._lock:
+            return self._release_all()
+
+    def _release_all(self) -> list[str]:
         problems = []
         for place in list(self.held):
             try:
