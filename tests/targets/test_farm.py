@@ -99,7 +99,7 @@ exec {sys.executable} "$@"
 
 
 def test_a_run_uses_every_board_names_each_row_s_board_and_releases_the_places(lab, tmp_path, capsys):
-    suite = suite_file(tmp_path)
+    suite = suite_file(tmp_path, window_min_s=0.3)   # jobs long enough for the boards' fan-out to show
     warm = write(tmp_path / "warm.toml", lab.target_toml(boards=1))   # the model trained outside the timings
     assert main(bench_args(warm, suite_file(tmp_path / "warm", batches=(1,)), tmp_path / "warm-runs")) == 0
     walls = {}
