@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+from harness.core.concurrent_runs import CONCURRENT_WARNING
+
 # A job was measured on a busy machine when, during its timed windows:
 # - other processes used at least this many cores. An idle Linux box uses a few hundredths; a quarter of a
 #   core is a real neighbour: even on cores the job does not use it takes cache, memory bandwidth and the
@@ -24,9 +26,6 @@ BUSY_STEAL_PCT = 2.0
 
 # The start of the warning a busy job's row carries (harness/app/rows.py writes it through busy_warning).
 BUSY_WARNING = "machine busy during the timed windows"
-# The start of the warning harness/app/runner.py writes when another edgebench run measured at the same
-# time. runner.py is not this module's: this repeats its text, and the tests check that it still says so.
-CONCURRENT_WARNING = "another edgebench run measured on this machine at the same time"
 
 
 def busy_warning(load_avg_1m: float | None, other_cpu_cores: float | None, cpu_steal_pct: float | None,

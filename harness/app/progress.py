@@ -58,7 +58,8 @@ class QuietReporter:
         accuracy = f"{float(row['accuracy']):.4f}" if row.get("accuracy") is not None else "- (no metric)"
         detail = (f"p50 {float(row['latency_p50_ms']):.3f} ms, acc {accuracy}" if status == "ok"
                   else row.get("reason", ""))
-        self.console.print(f"{status:8s} {job_label(job)}: {detail}")
+        board = f" on {row['board']}" if row.get("board") else ""  # a farm: which board finished it
+        self.console.print(f"{status:8s} {job_label(job)}{board}: {detail}")
 
 
 class RichReporter(QuietReporter):

@@ -26,7 +26,7 @@ from harness.app.split_runs import (
 )
 from harness.app.suite import SuiteSpec, find_suite, suite_files
 from harness.core.baselines import BaselineAccuracies
-from harness.core.concurrent_runs import MeasuringRuns
+from harness.core.concurrent_runs import CONCURRENT_WARNING, MeasuringRuns
 from harness.core.environment import host_environment, utc_now
 from harness.core.errors import ConfigError, EdgebenchError, JobError, SkipJob, suggest, unknown_name
 from harness.core.hashing import content_hash
@@ -523,7 +523,7 @@ class Bench:
         others |= set(neighbours.others()) if neighbours else set()
         if others:
             row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
-                f"another edgebench run measured on this machine at the same time ({', '.join(sorted(others))}): "
+                f"{CONCURRENT_WARNING} ({', '.join(sorted(others))}): "
                 f"each disturbs the other's latencies")]))
         if neighbours is not None and farm_boards > 1:
             row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (

@@ -10,6 +10,9 @@ import os
 import tempfile
 from pathlib import Path
 
+# The start of the warning a row carries when another run measured at the same time (the reports count it)
+CONCURRENT_WARNING = "another edgebench run measured on this machine at the same time"
+
 
 def registry_dir() -> Path:
     """$EDGEBENCH_LOCK_DIR, else edgebench-measuring/ in the system's temporary directory."""

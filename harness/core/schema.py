@@ -60,7 +60,8 @@ C = Column
 COLUMN_DEFS: tuple[Column, ...] = (
     C("run_id", "str", "", "The run's id, the name of its directory under `runs/`."),
     C("job_id", "str", "", "The job's stable id (workload, variant, backend, threads, batch), file-name "
-                           "safe; `--resume` skips the ids already `ok` or `skipped`."),
+                           "safe; `--resume` skips the ids already `ok` or `skipped`; a farm run with "
+                           "`replicate = true` suffixes `__on-<place>`: one row per job and board."),
     C("status", "str", "", "`ok`, `skipped` (the backend cannot run this artifact, by design) or `failed` "
                            "(`--resume` runs it again)."),
     C("reason", "str", "", "Why the job was skipped or failed; empty when `ok`."),

@@ -201,8 +201,8 @@ def test_the_banners_read_runs_of_older_formats():
 
 
 def test_the_concurrent_banner_matches_the_runners_warning():
-    # the runner writes the warning (harness/app/runner.py, not reports.noise's to change): same words
-    assert CONCURRENT_WARNING in inspect.getsource(runner.Bench._measure_job)
+    # the runner writes the warning from the same constant the banner counts by
+    assert "CONCURRENT_WARNING" in inspect.getsource(runner.Bench._measure_job)
     warning = f"{CONCURRENT_WARNING} (runs/other): each disturbs the other's latencies"
     frame = ok_rows({"warnings": warning}, {"warnings": "stdev 12% of the mean; " + warning}, {})
     assert concurrent_banner(frame) == ("This run overlapped with another edgebench run on the same machine for "
