@@ -72,8 +72,8 @@ def test_bench_writes_rows_raw_samples_environment_and_report(tiny_files, capsys
 
     html = (run_dir / "report.html").read_text()
     # figures inline as SVG (with tooltips) or PNG: every one with a caption
-    assert "tiny-digits" in html and html.count("<figure>") >= 3
-    assert html.count("<figure>") == html.count("<figcaption>")
+    assert "tiny-digits" in html and html.count("<figure ") >= 3
+    assert html.count("<figure ") == html.count("<figcaption>")
     assert "Not valid for publication" in html
     md = (run_dir / "report.md").read_text()
     assert "| tiny-digits | fp32 | onnxruntime |" in md

@@ -179,7 +179,7 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
     # the final classifier is at least as good as the exit alone
     assert float(nobody["accuracy"]) >= float(everyone["accuracy"]) - 0.02
     assert rows[("exit-t0", "torch")]["status"] == "skipped"
-    assert 'alt="early-exit thresholds"' in (run_dir / "report.html").read_text()
+    assert 'aria-label="tiny-exit: early exits (onnxruntime)"' in (run_dir / "report.html").read_text()
 
 
 def test_staged_runtime_counts_exits_and_runs_stage_two_only_when_needed():
