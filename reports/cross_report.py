@@ -91,13 +91,20 @@ def front_cells(front: pd.DataFrame, cost: str, unit: str) -> tuple[list[str], l
 MAX_NOTE_ROWS = 100
 
 
-def notes_cells(rows: pd.DataFrame, column: str) -> tuple[list[str], list[list[str]]]:
-    """Each distinct reason in `column` (`; `-separated) per target, with how many jobs gave it: one line per
-    reason rather than per job, so that a hundred runs stay readable."""
-    notes = rows[["series", column]].assign(note=rows[column].fillna("").str.split("; ")).explode("note")
+def notes_cells(rows: pd.DataFrame, column: str, split: bool) -> tuple[list[str], list[list[str]]]:
+    """Each kind of note in `column` per target, with how many jobs gave it and one example: one line per
+    kind rather than per job, so that a hundred runs stay readable. A kind is the note with its numbers
+    masked ("stdev is #% of the mean"); `split`: the column holds several notes, `; `-separated."""
+    notes = rows[["series", column]].assign(note=rows[column].fillna(""))
+    if split:
+        notes = notes.assign(note=notes["note"].str.split("; ")).explode("note")
     notes = notes[notes["note"].str.len() > 0]
-    counts = notes.groupby(["series", "note"], sort=False).size().reset_index(name="jobs")
-    body = [[r["series"], str(r["jobs"]), r["note"]] for _, r in counts.head(MAX_NOTE_ROWS).iterrows()]
+    notes = notes.assign(kind=notes["note"].str.replace(r"\d+(?:[.,]\d+)*", "#", regex=True))
+    counts = notes.groupby(["series", "kind"], sort=False).agg(jobs=("note", "size"), example=("note", "first"))
+    counts = counts.reset_index()
+    body = [[r["series"], str(r["jobs"]), r["example"] if r["kind"] == r["example"] or r["jobs"] == 1
+             else f"{r['kind']} (e.g. {r['example']})"]
+            for _, r in counts.head(MAX_NOTE_ROWS).iterrows()]
     if len(counts) > MAX_NOTE_ROWS:
         body.append(["", "", f"... and {len(counts) - MAX_NOTE_ROWS} more (each run's own report lists them all)"])
     return ["target", "jobs", column.replace("_", " ")], body
@@ -175,9 +182,9 @@ def write_cross_report(run_dirs: list[Path], out_dir: Path | None = None,
     if runs.linked_dropped:
         not_shared.append(f"{runs.linked_dropped} split-computing job(s) left out: their latency and energy "
                           f"depend on the link (see each run's own report)")
-    notes = [(title, *notes_cells(frame, column)) for title, frame, column in (
-        ("Not valid for publication", ok, "invalid_reasons"), ("Warnings", ok, "warnings"),
-        ("Skipped and failed jobs", runs.not_ok, "reason"))]
+    notes = [(title, *notes_cells(frame, column, split)) for title, frame, column, split in (
+        ("Not valid for publication", ok, "invalid_reasons", True), ("Warnings", ok, "warnings", True),
+        ("Skipped and failed jobs", runs.not_ok, "reason", False))]
     notes = [(title, headers, body) for title, headers, body in notes if body]
     facts_headers, facts_body = facts_table(runs)
     runs_headers, runs_body = runs_table(runs)
