@@ -21,7 +21,7 @@ from reports.cross_run import (
     with_ratios,
 )
 from reports.noise import busy_banner, concurrent_banner
-from reports.render import fmt, markdown_table, markdown_text, render_html
+from reports.render import fmt, markdown_section, markdown_table, markdown_text, render_html
 from reports.report import MAX_DRAWN_SAMPLES, latency_samples
 from reports.run_facts import energy_banner, job_name, run_facts, validity_banner
 
@@ -199,12 +199,7 @@ def write_cross_report(run_dirs: list[Path], out_dir: Path | None = None,
     if not_shared:
         md += ["## Not shared", ""] + [f"- {markdown_text(n)}" for n in not_shared] + [""]
     for section in sections:
-        md += [f"## {markdown_text(section['name'])}", ""]
-        for table in section["tables"]:
-            md += [f"### {markdown_text(table['title'])}", "", markdown_table(table["headers"], table["body"]), "",
-                   markdown_text(table["note"]), ""]
-        md += [f"- *{markdown_text(f.title)}* (in report.html): {markdown_text(f.caption)}"
-               for f in section["figures"]] + [""]
+        md += markdown_section(section, 2)
     if notes:
         md += ["## Validity and warnings", ""]
         for note_title, headers, body in notes:

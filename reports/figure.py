@@ -40,9 +40,12 @@ def to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def finish(fig, title: str, caption: str, tooltips: dict[str, list[str]] | None = None) -> Figure:
-    """The figure as inline SVG with its tooltips, or as a PNG where that is too big (the caption says so)."""
-    n_points = sum(len(texts) for texts in (tooltips or {}).values())
+def finish(fig, title: str, caption: str, tooltips: dict[str, list[str]] | None = None,
+           n_points: int | None = None) -> Figure:
+    """The figure as inline SVG with its tooltips, or as a PNG where that is too big (the caption says so).
+    `n_points`: how many points the figure has, where no tooltips were made for them."""
+    if n_points is None:
+        n_points = sum(len(texts) for texts in (tooltips or {}).values())
     if n_points <= MAX_SVG_POINTS:
         svg = figure_svg(fig, f"fig{next(_figure_ids)}", tooltips)
         if len(svg) <= MAX_SVG_BYTES:

@@ -13,7 +13,7 @@ import pandas as pd
 import seaborn as sns
 from adjustText import adjust_text
 
-from reports.figure import Figure, finish, log_scale, plain, spans_decades, to_data_uri
+from reports.figure import MAX_SVG_POINTS, Figure, finish, log_scale, plain, spans_decades, to_data_uri
 from reports.pareto import pareto_members
 
 POINTS_GID = "points"
@@ -103,6 +103,8 @@ def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str, ca
         ax.get_legend().remove()
     else:
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title_fontsize=7, frameon=False)
+    if len(points) > MAX_SVG_POINTS:  # a PNG: no tooltips to write
+        return finish(fig, title, caption, n_points=len(points))
     on_front = pareto_members(points, cost, front_by)
     describe = describe or point_label
     tooltips = [f"{describe(r)}: {cost_label} {r[cost]:.4g}, accuracy {r['accuracy'] * 100:.2f} %"

@@ -50,3 +50,14 @@ def markdown_table(headers: list[str], body: list[list[str]]) -> str:
 def render_html(template: str, **context) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     return env.get_template(template).render(**context)
+
+
+def markdown_section(section: dict, level: int) -> list[str]:
+    """A report section ({name, tables: [{title, headers, body, note}], figures}) as Markdown lines: its
+    tables, then a line per figure (figures are in report.html) with its caption."""
+    md = [f"{'#' * level} {markdown_text(section['name'])}", ""]
+    for table in section["tables"]:
+        md += [f"{'#' * (level + 1)} {markdown_text(table['title'])}", "",
+               markdown_table(table["headers"], table["body"]), "", markdown_text(table["note"]), ""]
+    return md + [f"- *{markdown_text(f.title)}* (in report.html): {markdown_text(f.caption)}"
+                 for f in section["figures"]] + [""]

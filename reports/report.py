@@ -15,7 +15,7 @@ from reports.boards import board_spread_table
 from reports.crossover import LINKED, crossover_table, strategy_of
 from reports.load import load_run
 from reports.noise import busy_banner, concurrent_banner
-from reports.render import fmt, markdown_table, markdown_text, render_html, table_cells
+from reports.render import fmt, markdown_section, markdown_table, markdown_text, render_html, table_cells
 from reports.run_facts import emulated_suffix, energy_banner, job_name, run_facts, validity_banner
 from reports.split_plots import split_figures
 
@@ -179,13 +179,7 @@ def split_markdown(sections: list[dict]) -> list[str]:
         return []
     md = ["## Split computing", ""]
     for section in sections:
-        md += [f"### {section['name']}", ""]
-        for table in section["tables"]:
-            md += [f"#### {table['title']}", "", markdown_table(table["headers"], table["body"]), "",
-                   markdown_text(table["note"]), ""]
-        md += [f"- *{markdown_text(figure.title)}* (in report.html): {markdown_text(figure.caption)}"
-               for figure in section["figures"]]
-        md += [""]
+        md += markdown_section(section, 3)
     return md
 
 
