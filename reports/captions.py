@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-FRONT = ("Ringed and labelled: the Pareto front (no other point is both cheaper and more accurate); hover a "
-         "point for its job.")
+FRONT = ("Ringed: the Pareto front (no other point is both cheaper and more accurate); its points are labelled "
+         "where a label fits without covering another (at most 12 per front); hover any point for its job.")
 
 
 def protocol_text(protocol: dict) -> str:

@@ -21,7 +21,7 @@ from reports.cross_run import (
     with_ratios,
 )
 from reports.noise import busy_banner, concurrent_banner
-from reports.render import fmt, markdown_section, markdown_table, markdown_text, render_html
+from reports.render import fmt, make_out_dir, markdown_section, markdown_table, markdown_text, render_html
 from reports.report import MAX_DRAWN_SAMPLES, latency_samples
 from reports.run_facts import energy_banner, job_name, run_facts, validity_banner
 
@@ -66,18 +66,23 @@ def ratio_cells(matrix: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, body
 
 
+def text(value) -> str:
+    """A cell of a table built by rows: missing (NaN where another row has the column) is empty."""
+    return value if isinstance(value, str) else ""
+
+
 def budget_cells(best: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     headers = ["target", "fp32 accuracy", "fastest within budget", "backend", "p50 ms", "accuracy",
                "speed-up", "most frugal within budget", "backend", "mJ/inf", "accuracy", "energy ratio"]
     body = []
     for _, r in best.iterrows():
         body.append([r["series"], fmt(r["reference_accuracy"], ".4f"),
-                     r.get("fastest_variant", "") or r.get("note", ""), r.get("fastest_backend", ""),
+                     text(r.get("fastest_variant")) or text(r.get("note")), r.get("fastest_backend", ""),
                      fmt(r.get("fastest_latency_p50_ms"), ".4g"), fmt(r.get("fastest_accuracy"), ".4f"),
                      fmt(r.get("fastest_ratio"), ".2f"), r.get("frugal_variant", ""),
                      r.get("frugal_backend", ""), fmt(r.get("frugal_energy_per_inference_mj"), ".4g"),
                      fmt(r.get("frugal_accuracy"), ".4f"), fmt(r.get("frugal_ratio"), ".2f")])
-    return headers, [[c if isinstance(c, str) else "" for c in row] for row in body]
+    return headers, [[text(c) for c in row] for row in body]
 
 
 def front_cells(front: pd.DataFrame, cost: str, unit: str) -> tuple[list[str], list[list[str]]]:
@@ -172,11 +177,10 @@ def workload_section(runs: RunSet, workload: str, rows: pd.DataFrame, budget_poi
 def write_cross_report(run_dirs: list[Path], out_dir: Path | None = None,
                        budget_points: float = DEFAULT_BUDGET_POINTS) -> tuple[Path, Path]:
     runs = load_runs(run_dirs)
-    out_dir = Path(out_dir) if out_dir else default_out_dir(run_dirs)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_out_dir(Path(out_dir) if out_dir else default_out_dir(run_dirs))
     ok = runs.rows
     banner = " ".join(filter(None, [validity_banner(ok), energy_banner(ok), busy_banner(ok), concurrent_banner(ok)]))
-    title = f"edgebench report: {len(runs.infos)} runs ({', '.join(runs.infos)})"
+    title = f"edgebench report: {len(runs.infos)} run{'s' if len(runs.infos) != 1 else ''} ({', '.join(runs.infos)})"
     sections = [workload_section(runs, w, ok[ok["workload"] == w], budget_points) for w in runs.shared_workloads]
     not_shared = list(runs.not_shared)
     if runs.linked_dropped:

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.core.errors import ConfigError
 from reports.crossover import LINKED, strategy_of
-from reports.load import load_run
+from reports.load import load_run, run_directories
 from reports.pareto import pareto_members
 
 # a variant is compared with the fp32 model on the same target, backend, threads and batch size
-REFERENCE_KEYS = ["series", "workload", "backend", "threads", "batch_size"]
+# (and on the same board: a farm run with replicate = true has one row per job and board)
+REFERENCE_KEYS = ["series", "workload", "backend", "threads", "batch_size", "board"]
 # where a backend cannot run the baseline (LiteRT runs .tflite only), the same network converted at fp32 is
 # its reference
 CONVERSION_FAMILIES = ("tflite",)
@@ -39,9 +39,14 @@ class RunSet:
 
 
 def series_names(runs: list[tuple[Path, dict, pd.DataFrame]]) -> list[str]:
-    targets = [run_target(info, rows) for _, info, rows in runs]
-    return [t if targets.count(t) == 1 else f"{t} ({info.get('run_id', path.name)})"
-            for t, (path, info, _) in zip(targets, runs)]
+    """The target's name; with the run id where two runs share a target; with the run's parent directory
+    too where two copies of one run (one id) are given."""
+    names = [run_target(info, rows) for _, info, rows in runs]
+    for widen in (lambda path, info: info.get("run_id", path.name),
+                  lambda path, info: f"{path.resolve().parent.name}/{info.get('run_id', path.name)}"):
+        names = [name if names.count(name) == 1 else f"{run_target(info, rows)} ({widen(path, info)})"
+                 for name, (path, info, rows) in zip(names, runs)]
+    return [name if names.count(name) == 1 else f"{name} #{i + 1}" for i, name in enumerate(names)]
 
 
 def run_target(info: dict, rows: pd.DataFrame) -> str:
@@ -52,11 +57,8 @@ def run_target(info: dict, rows: pd.DataFrame) -> str:
 
 
 def load_runs(run_dirs: list[Path]) -> RunSet:
-    paths = [Path(p) for p in run_dirs]
-    resolved = [p.resolve() for p in paths]
-    repeated = sorted({str(p) for p in paths if resolved.count(p.resolve()) > 1})
-    if repeated:
-        raise ConfigError(f"{', '.join(repeated)}: given more than once; name each run once")
+    notes: list[str] = []
+    paths = run_directories(run_dirs, notes)  # a shell's runs/*: each run once, non-runs left out
     runs = [(path, *load_run(path)) for path in paths]
     names = series_names(runs)
     frames, not_ok, infos, dirs = [], [], {}, {}
@@ -69,14 +71,16 @@ def load_runs(run_dirs: list[Path]) -> RunSet:
     linked = strategy_of(rows).isin(LINKED)
     whole = rows[~linked].reset_index(drop=True)
     shared, not_shared = sharing(whole, names)
-    return RunSet(infos, dirs, whole, pd.concat(not_ok, ignore_index=True), shared, not_shared,
+    return RunSet(infos, dirs, whole, pd.concat(not_ok, ignore_index=True), shared, notes + not_shared,
                   int(linked.sum()))
 
 
 def sharing(rows: pd.DataFrame, names: list[str]) -> tuple[list[str], list[str]]:
-    """The workloads every run measured, and sentences for what only some did (workloads, variants)."""
+    """The workloads to compare (those two or more runs measured; one run's own), and sentences for what
+    only some runs did (workloads, variants): a run that failed one workload does not hide it from the
+    others."""
     have = rows.groupby("workload", sort=False)["series"].agg(lambda s: set(s))
-    shared = [w for w, s in have.items() if len(s) == len(names)]
+    shared = [w for w, s in have.items() if len(s) >= min(2, len(names))]
     notes = [f"workload {w}: only in {', '.join(n for n in names if n in s)}" for w, s in have.items()
              if len(s) < len(names)]
     missing = set(names) - {n for s in have for n in s}
@@ -85,7 +89,7 @@ def sharing(rows: pd.DataFrame, names: list[str]) -> tuple[list[str], list[str]]
         here = rows[rows["workload"] == workload]
         variants = here.groupby("variant", sort=False)["series"].agg(lambda s: set(s))
         notes += [f"{workload}/{v}: only in {', '.join(n for n in names if n in s)}"
-                  for v, s in variants.items() if len(s) < len(names)]
+                  for v, s in variants.items() if len(s) < len(have[workload])]
     return shared, notes
 
 

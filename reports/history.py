@@ -15,10 +15,13 @@ import pandas as pd
 
 from harness.core.errors import ConfigError
 from harness.core.schema import NUMERIC
-from reports.compare import samples_ms, shift_p_value
-from reports.load import load_run
+from reports.compare import ACCURACY_DROP_POINTS, samples_ms, shift_p_value
+from reports.load import load_run, run_directories
 
 HIGHER_IS_BETTER = frozenset({"accuracy", "accuracy_delta", "throughput_ips", "exit_rate"})
+# shares of samples: a change is a difference in points (compare's accuracy rule), not a ratio (a delta is
+# signed, and 0.98 -> 0.90 is only a ratio of 0.92)
+POINTS_METRICS = frozenset({"accuracy", "accuracy_delta", "exit_rate"})
 ORDERS = ("time", "commit")
 
 
@@ -76,23 +79,6 @@ def job_names(rows: pd.DataFrame) -> pd.Series:
     return rows["target"].astype(str) + ": " + rows["job_id"].astype(str)
 
 
-def run_directories(paths: list[Path], notes: list[str]) -> list[Path]:
-    """The runs among `paths` as a shell glob gives them (`runs/*`): each run once (runs/latest is a link
-    to one of them), and what is not a run (a report's directory) left out, saying so."""
-    runs, seen, skipped = [], set(), []
-    for path in map(Path, paths):
-        if not (path / "results.csv").is_file():
-            skipped.append(str(path))
-        elif path.resolve() not in seen:
-            seen.add(path.resolve())
-            runs.append(path)
-    if skipped:
-        notes.append(f"not runs (no results.csv), left out: {', '.join(skipped)}")
-    if not runs:
-        raise ConfigError(f"{', '.join(map(str, paths))}: no run directory among them (a run holds results.csv)")
-    return runs
-
-
 def load_history(run_dirs: list[Path], metric: str, order: str = "time", ratio_threshold: float = 1.10,
                  alpha: float = 0.01) -> History:
     check_metric(metric)
@@ -108,7 +94,8 @@ def load_history(run_dirs: list[Path], metric: str, order: str = "time", ratio_t
                                     "raw_latency_file": ok["raw_latency_file"], "run_dir": str(run_dir)}))
     runs = order_runs(pd.DataFrame(facts), order, notes)
     points = pd.concat(frames, ignore_index=True).dropna(subset=["value"])
-    points = points.merge(runs[["run_id", "position"]], on="run_id").sort_values(["job", "position"],
+    # by directory: two copies of one run (one id) are two runs
+    points = points.merge(runs[["run_dir", "position"]], on="run_dir").sort_values(["job", "position"],
                                                                                   kind="stable")
     return History(metric, runs, points.reset_index(drop=True),
                    find_changes(points, metric, ratio_threshold, alpha), notes)
@@ -122,7 +109,12 @@ def find_changes(points: pd.DataFrame, metric: str, ratio_threshold: float, alph
                           from_raw=previous["raw_latency_file"], from_dir=previous["run_dir"]).dropna(
         subset=["from_value"])
     ratio = steps["value"] / steps["from_value"]
-    steps = steps.assign(ratio=ratio)[(ratio >= ratio_threshold) | (ratio <= 1 / ratio_threshold)]
+    points_change = (steps["value"] - steps["from_value"]) * 100
+    if metric in POINTS_METRICS:
+        past = points_change.abs() > ACCURACY_DROP_POINTS
+    else:
+        past = (ratio >= ratio_threshold) | (ratio <= 1 / ratio_threshold)
+    steps = steps.assign(ratio=ratio, change_points=points_change)[past]
     out = []
     sampled = metric.startswith("latency_")
     loaded: dict[tuple[str, str], np.ndarray] = {}  # a run's samples serve the step into it and the one out
@@ -133,20 +125,30 @@ def find_changes(points: pd.DataFrame, metric: str, ratio_threshold: float, alph
         return loaded[run_dir, relative]
 
     for _, step in steps.iterrows():
-        p_value, test = np.nan, "ratio only (no samples for this metric)"
+        p_value, test = np.nan, (f"difference > {ACCURACY_DROP_POINTS:g} point (no samples)"
+                                 if metric in POINTS_METRICS else "ratio only (no samples for this metric)")
         if sampled and step["from_raw"] and step["raw_latency_file"]:
             p_value = shift_p_value(samples(step["from_dir"], step["from_raw"]),
                                     samples(step["run_dir"], step["raw_latency_file"]))
             test = "Mann-Whitney U"
             if p_value >= alpha:
                 continue  # past the threshold, but within the runs' noise
-        worse = step["ratio"] < 1 if metric in HIGHER_IS_BETTER else step["ratio"] > 1
+        worse = step["value"] < step["from_value"] if metric in HIGHER_IS_BETTER \
+            else step["value"] > step["from_value"]
         out.append({"job": step["job"], "from_run": step["from_run"], "to_run": step["run_id"],
                     "position": step["position"], "from_value": step["from_value"], "to_value": step["value"],
                     "ratio": step["ratio"], "p_value": p_value, "test": test,
                     "verdict": "regression" if worse else "improvement"})
     return pd.DataFrame(out, columns=["job", "from_run", "to_run", "position", "from_value", "to_value", "ratio",
                                       "p_value", "test", "verdict"])
+
+
+def newest_regressions(history: History) -> pd.DataFrame:
+    """The regressions into a job's newest run: what a CI job fails on (one already recovered from is
+    history, not news)."""
+    newest = history.points.groupby("job")["position"].max()
+    changes = history.changes
+    return changes[(changes["verdict"] == "regression") & changes["position"].eq(changes["job"].map(newest))]
 
 
 def job_summary(history: History) -> pd.DataFrame:

@@ -11,9 +11,10 @@ import pandas as pd
 import seaborn as sns
 
 from harness.core.schema import BY_NAME
+from reports.compare import ACCURACY_DROP_POINTS
 from reports.figure import Figure, finish, plain
-from reports.history import History, job_summary, load_history
-from reports.render import fmt, markdown_table, markdown_text, render_html
+from reports.history import POINTS_METRICS, History, job_summary, load_history, newest_regressions
+from reports.render import fmt, make_out_dir, markdown_table, markdown_text, render_html
 
 MAX_JOB_PANELS = 12
 VERDICT_COLORS = {"regression": "tab:red", "improvement": "tab:green"}
@@ -96,17 +97,23 @@ def cells(frame: pd.DataFrame, columns) -> tuple[list[str], list[list[str]]]:
 
 def write_history(run_dirs: list[Path], metric: str, out_dir: Path | None = None, order: str = "time",
                   ratio_threshold: float = 1.10, alpha: float = 0.01) -> tuple[tuple[Path, Path], int]:
-    """Writes history.html / history.md; returns their paths and the number of regressions."""
+    """Writes history.html / history.md; returns their paths and the number of jobs whose newest run
+    regressed."""
     history = load_history(run_dirs, metric, order, ratio_threshold, alpha)
-    out_dir = Path(out_dir) if out_dir else default_out_dir(run_dirs, metric)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rule = (f"A change counts where {metric} moved by a ratio >= {ratio_threshold:g} (or <= "
-            f"{1 / ratio_threshold:.3f}) between two consecutive runs of a job"
-            + (f" and Mann-Whitney U on their raw samples gives p < {alpha:g}" if metric.startswith("latency_")
-               else " (no samples to test for this metric: the ratio alone)") + ".")
+    out_dir = make_out_dir(Path(out_dir) if out_dir else default_out_dir(run_dirs, metric))
+    if metric in POINTS_METRICS:
+        rule = (f"A change counts where {metric} moved by more than {ACCURACY_DROP_POINTS:g} point between two "
+                f"consecutive runs of a job (no samples to test).")
+    else:
+        rule = (f"A change counts where {metric} moved by a ratio >= {ratio_threshold:g} (or <= "
+                f"{1 / ratio_threshold:.3f}) between two consecutive runs of a job"
+                + (f" and Mann-Whitney U on their raw samples gives p < {alpha:g}." if metric.startswith("latency_")
+                   else " (no samples to test for this metric: the ratio alone)."))
     n_regressions = int((history.changes["verdict"] == "regression").sum())
+    n_newest = len(newest_regressions(history))
     summary_text = (f"{history.points['job'].nunique():,} jobs over {len(history.runs)} runs in {order} order; "
-                    f"{n_regressions} regression(s), {len(history.changes) - n_regressions} improvement(s). {rule}")
+                    f"{n_regressions} regression(s), {len(history.changes) - n_regressions} improvement(s); "
+                    f"{n_newest} job(s) regressed in their newest run. {rule}")
     figures = []
     if len(history.points):
         figures.append(overview_plot(history, f"Per run, the median over jobs of {metric} divided by the job's "
@@ -134,4 +141,4 @@ def write_history(run_dirs: list[Path], metric: str, out_dir: Path | None = None
            ""]
     md_path = out_dir / "history.md"
     md_path.write_text("\n".join(md))
-    return (html_path, md_path), n_regressions
+    return (html_path, md_path), n_newest

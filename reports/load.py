@@ -70,3 +70,20 @@ def fill_accuracy_deltas(rows: pd.DataFrame) -> None:
     best = pairs.sort_values(["index", "rank", "order"], kind="stable").drop_duplicates("index")
     rows.loc[best["index"], "accuracy_delta"] = (rows.loc[best["index"], "accuracy"].to_numpy()
                                                  - best["accuracy"].to_numpy())
+
+
+def run_directories(paths: list[Path], notes: list[str]) -> list[Path]:
+    """The runs among `paths` as a shell glob gives them (`runs/*`): each run once (runs/latest is a link
+    to one of them), and what is not a run (a report's directory) left out, saying so."""
+    runs, seen, skipped = [], set(), []
+    for path in map(Path, paths):
+        if not (path / "results.csv").is_file():
+            skipped.append(str(path))
+        elif path.resolve() not in seen:
+            seen.add(path.resolve())
+            runs.append(path)
+    if skipped:
+        notes.append(f"not runs (no results.csv), left out: {', '.join(skipped)}")
+    if not runs:
+        raise ConfigError(f"{', '.join(map(str, paths))}: no run directory among them (a run holds results.csv)")
+    return runs

@@ -18,7 +18,7 @@ from reports.pareto import pareto_members
 
 POINTS_GID = "points"
 MAX_AVOIDED_POINTS = 300
-MAX_LABELS = 12         # labelled front points per plot; the rest of a long front is in the tooltips and tables
+MAX_LABELS = 12         # labelled points per front; the rest of a long front is in the tooltips and tables
 MAX_LEGEND_ENTRIES = 16  # past this many colours a legend hides the plot: the tooltips name each point
 MAX_ANNOTATED_CELLS = 400
 MAX_HEATMAP_COLUMNS = 24
@@ -54,8 +54,7 @@ def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str |
                 color=palette.get(name, "black") if name is not None else "black")
     front = data[on_front]
     ax.scatter(front[cost], front["accuracy_pct"], facecolors="none", edgecolors="black", s=120, lw=0.8)
-    labelled = front.sort_values(cost).iloc[np.unique(np.linspace(0, len(front) - 1, MAX_LABELS).round()
-                                                      .astype(int))] if len(front) > MAX_LABELS else front
+    labelled = labels_to_draw(front, cost, front_by)
     texts = [ax.text(r[cost], r["accuracy_pct"], plain(point_label(r)), fontsize=7)
              for _, r in labelled.iterrows()]
     if spans_decades(data[cost]):
@@ -68,6 +67,17 @@ def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str |
                                 arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}, time_lim=0.5)
         return drop_overlapping(ax, texts, arrows)
     return texts
+
+
+def labels_to_draw(front: pd.DataFrame, cost: str, by: str | None) -> pd.DataFrame:
+    """The front points to label: all of each front's, or MAX_LABELS of a longer one, evenly along it."""
+    picked = []
+    for _, group in (front.groupby(by, sort=False) if by else [(None, front)]):
+        group = group.sort_values(cost)
+        if len(group) > MAX_LABELS:
+            group = group.iloc[np.unique(np.linspace(0, len(group) - 1, MAX_LABELS).round().astype(int))]
+        picked.append(group)
+    return pd.concat(picked) if picked else front
 
 
 def drop_overlapping(ax, texts: list, arrows: list) -> list:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from harness.core.errors import ConfigError
 from harness.core.schema import REPORT_COLUMNS, REPORT_WHEN_PRESENT
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -45,6 +46,16 @@ def markdown_table(headers: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
     return "\n".join(lines)
+
+
+def make_out_dir(path: Path) -> Path:
+    """Where a report goes, made if missing; one line naming it when that cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {path}: cannot write a report there ({exc.strerror or exc}); give a "
+                          f"directory that can be created or written") from None
+    return path
 
 
 def render_html(template: str, **context) -> str:

@@ -132,8 +132,17 @@ def test_runs_of_different_workloads_combine_on_what_they_share(tmp_path):
     # two runs of one target are told apart by their run ids
     assert list(runs.infos) == ["pi (a)", "pi (b)"]
     assert runs.shared_workloads == ["w1"] and runs.not_shared == ["workload w2: only in pi (a)"]
-    with pytest.raises(ConfigError, match="given more than once"):
-        load_runs([a, a])
+    # a shell's runs/*: runs/latest is b again, read once
+    assert list(load_runs([a, b, tmp_path / "runs" / "latest"]).infos) == ["pi (a)", "pi (b)"]
+    # two copies of one run are two series, named apart
+    copy = Path(shutil.copytree(b, tmp_path / "elsewhere" / "b"))
+    assert list(load_runs([b, copy]).infos) == ["pi (runs/b)", "pi (elsewhere/b)"]
+    # a workload two of three runs measured is compared between them, whatever the third did
+    c = synthetic_run(tmp_path / "runs" / "c", "jetson", [dict(job, workload="w2", variant="fp32")], seed=2)
+    three = load_runs([a, b, c])
+    assert three.shared_workloads == ["w1", "w2"] and "workload w2: only in pi (a), jetson" in three.not_shared
+    with pytest.raises(ConfigError, match="cannot write a report there"):
+        write_cross_report([a, b], a / "results.csv")
 
 
 def test_runs_lists_every_run(three_runs, tmp_path, capsys):
@@ -161,7 +170,7 @@ def test_history_marks_a_real_slowdown_and_not_the_noise(tmp_path):
     assert (tmp_path / "runs" / "latest").resolve() == runs[-1].resolve()
     (tmp_path / "runs" / "cross-0123").mkdir()
     assert main(["history", *map(str, sorted((tmp_path / "runs").iterdir(), reverse=True)), "--metric",
-                 "latency_p50_ms", "--out", str(out), "--fail-on-regression"]) == 1
+                 "latency_p50_ms", "--out", str(out), "--fail-on-regression"]) == 0  # r4 did not regress
     text = (out / "history.md").read_text()
     assert "5 jobs" not in text and "2 jobs over 5 runs" in text and "cross-0123" in text
     changes = text.split("## Significant changes")[1].split("## Jobs")[0]
@@ -169,6 +178,29 @@ def test_history_marks_a_real_slowdown_and_not_the_noise(tmp_path):
     assert changes.count("| regression |") == 1 and "| cpu: w__int8__onnxruntime__t1__b1 | r2 | r3 |" in changes
     assert "Mann-Whitney U" in changes
     assert main(["history", str(runs[0]), "--metric", "not_a_column"]) == 2
+    # a regression already recovered from does not fail CI: only one into a job's newest run
+    assert main(["history", *map(str, runs[:4]), "--out", str(out), "--fail-on-regression"]) == 1
+    faster = synthetic_run(tmp_path / "runs" / "r5", "cpu", [dict(j, p50_ms=1.0) for j in jobs], seed=5,
+                           info={"started_at": "2026-11-09T00:00:00Z"})
+    assert main(["history", *map(str, runs), str(faster), "--out", str(out), "--fail-on-regression"]) == 0
+
+
+def test_history_of_accuracy_counts_points_and_knows_which_way_is_better(tmp_path):
+    runs = []
+    for i, (fp32, int8) in enumerate([(0.98, 0.89), (0.90, 0.85)]):  # fp32 -8 points; int8's delta +4
+        jobs = [dict(workload="w", variant="fp32", family="baseline", precision="fp32", backend="onnxruntime",
+                     p50_ms=1.0, accuracy=fp32),
+                dict(workload="w", variant="int8", family="quantize", precision="int8", backend="onnxruntime",
+                     p50_ms=1.0, accuracy=int8)]
+        runs.append(synthetic_run(tmp_path / "runs" / f"r{i}", "cpu", jobs, seed=i,
+                                  info={"started_at": f"2026-11-0{i + 1}T00:00:00Z"}))
+    from reports.history import load_history
+
+    accuracy = load_history(runs, "accuracy").changes.set_index("job")["verdict"].to_dict()
+    assert accuracy == {"cpu: w__fp32__onnxruntime__t1__b1": "regression",
+                        "cpu: w__int8__onnxruntime__t1__b1": "regression"}
+    delta = load_history(runs, "accuracy_delta").changes.set_index("job")["verdict"].to_dict()
+    assert delta == {"cpu: w__int8__onnxruntime__t1__b1": "improvement"}  # -0.09 -> -0.05
 
 
 def test_pareto_labels_never_overlap_and_every_point_has_a_tooltip():
