@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import errno
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -64,8 +65,13 @@ REPLICA_MARK = "__on-"
 
 
 def replica_job_id(job_id: str, place: str) -> str:
-    """The job id of `job_id` measured on the farm place `place` (file-name safe, like every job id)."""
-    return f"{job_id}{REPLICA_MARK}{re.sub(r'[^A-Za-z0-9.-]+', '-', place).strip('-') or 'place'}"
+    """The job id of `job_id` measured on the farm place `place` (file-name safe, like every job id). A
+    place name that had to be changed to be safe gets a digest of the real name, so that `rpi4_1` and
+    `rpi4-1` stay two ids."""
+    safe = re.sub(r"[^A-Za-z0-9.-]+", "-", place).strip("-") or "place"
+    if safe != place:
+        safe += "-" + hashlib.sha256(place.encode()).hexdigest()[:8]
+    return f"{job_id}{REPLICA_MARK}{safe}"
 
 
 def place_of(board: str) -> str:

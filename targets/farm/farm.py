@@ -124,8 +124,10 @@ class Farm:
                 for note in self.lease.notes:
                     self.note(f"farm: {note}")
                 self.lease.notes.clear()
-                if self.queue.finished() or not self.live:
-                    self.lease.stop_waiting()  # nothing left to give a late board, or no board left
+                # nothing left to give a late board (a board still joining may yet bring its replicas:
+                # replicate queues a board's copies of the jobs when it joins), or no board left
+                if (self.queue.finished() and all(b.joined for b in self.live)) or not self.live:
+                    self.lease.stop_waiting()
                 for board in self.live:
                     thread = self._threads.get(board.place)
                     if (thread is None or not thread.is_alive()) and (

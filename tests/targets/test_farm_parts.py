@@ -84,7 +84,9 @@ def test_replicated_jobs_stay_on_their_board_with_ids_of_their_own():
     queue.add(replicas)
     assert queue.take("b") is replicas[1] and queue.take("a") is replicas[0]
     assert [r.job.job_id for r in replicas] == [f"w__fp32__onnxruntime__t1__b1__on-{p}" for p in "ab"]
-    assert replica_job_id("x", "rpi 4/1") == "x__on-rpi-4-1"   # a place's name made file-name safe
+    # a place's name made file-name safe, and told apart from the names it could be confused with
+    assert replica_job_id("x", "rpi 4/1").startswith("x__on-rpi-4-1-")
+    assert len({replica_job_id("x", p) for p in ("rpi4_1", "rpi4-1", "rpi4 1", "pi-α", "pi-β", "pi")}) == 6
 
 
 def test_a_board_waits_while_a_job_in_flight_may_come_back_and_stops_when_none_can():
