@@ -5,7 +5,6 @@ per-target facts. A single run keeps its own report (reports.report)."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -20,18 +19,19 @@ from reports.cross_run import (
     ratio_matrix,
     with_ratios,
 )
-from reports.noise import busy_banner, concurrent_banner
-from reports.render import fmt, make_out_dir, markdown_section, markdown_table, markdown_text, render_html
+from reports.render import (
+    default_out_dir,
+    fmt,
+    make_out_dir,
+    markdown_section,
+    markdown_table,
+    markdown_text,
+    render_html,
+)
 from reports.report import MAX_DRAWN_SAMPLES, latency_samples
-from reports.run_facts import energy_banner, job_name, run_facts, validity_banner
+from reports.run_facts import banners, job_name, run_facts
 
 MAX_DISTRIBUTION_JOBS = 60  # per workload: more boxes than this are not read, and their samples are big
-
-
-def default_out_dir(run_dirs: list[Path]) -> Path:
-    """runs/cross-<digest of the runs' names>: the same runs land in the same place."""
-    names = "\n".join(sorted(Path(p).resolve().name for p in run_dirs))
-    return Path(run_dirs[0]).resolve().parent / f"cross-{hashlib.sha256(names.encode()).hexdigest()[:10]}"
 
 
 def series_label(row) -> str:
@@ -177,9 +177,9 @@ def workload_section(runs: RunSet, workload: str, rows: pd.DataFrame, budget_poi
 def write_cross_report(run_dirs: list[Path], out_dir: Path | None = None,
                        budget_points: float = DEFAULT_BUDGET_POINTS) -> tuple[Path, Path]:
     runs = load_runs(run_dirs)
-    out_dir = make_out_dir(Path(out_dir) if out_dir else default_out_dir(run_dirs))
+    out_dir = make_out_dir(Path(out_dir) if out_dir else default_out_dir(run_dirs, "cross"))
     ok = runs.rows
-    banner = " ".join(filter(None, [validity_banner(ok), energy_banner(ok), busy_banner(ok), concurrent_banner(ok)]))
+    banner = banners(ok)
     title = f"edgebench report: {len(runs.infos)} run{'s' if len(runs.infos) != 1 else ''} ({', '.join(runs.infos)})"
     sections = [workload_section(runs, w, ok[ok["workload"] == w], budget_points) for w in runs.shared_workloads]
     not_shared = list(runs.not_shared)

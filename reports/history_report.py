@@ -3,27 +3,19 @@ jobs relative to their first run, the jobs that changed drawn one by one, and ev
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 import seaborn as sns
 
 from harness.core.schema import BY_NAME
 from reports.compare import ACCURACY_DROP_POINTS
 from reports.figure import Figure, finish, plain
 from reports.history import POINTS_METRICS, History, job_summary, load_history, newest_regressions
-from reports.render import fmt, make_out_dir, markdown_table, markdown_text, render_html
+from reports.render import default_out_dir, make_out_dir, markdown_table, markdown_text, render_html, table_cells
 
 MAX_JOB_PANELS = 12
 VERDICT_COLORS = {"regression": "tab:red", "improvement": "tab:green"}
-
-
-def default_out_dir(run_dirs: list[Path], metric: str) -> Path:
-    names = "\n".join(sorted(Path(p).resolve().name for p in run_dirs))
-    digest = hashlib.sha256(names.encode()).hexdigest()[:10]
-    return Path(run_dirs[0]).resolve().parent / f"history-{metric}-{digest}"
 
 
 def metric_label(metric: str) -> str:
@@ -91,16 +83,12 @@ SUMMARY_COLUMNS = [("job", "job", None), ("runs", "runs", "d"), ("first", "first
                    ("improvements", "improvements", "d")]
 
 
-def cells(frame: pd.DataFrame, columns) -> tuple[list[str], list[list[str]]]:
-    return [h for _, h, _ in columns], [[fmt(r[c], f) for c, _, f in columns] for _, r in frame.iterrows()]
-
-
 def write_history(run_dirs: list[Path], metric: str, out_dir: Path | None = None, order: str = "time",
                   ratio_threshold: float = 1.10, alpha: float = 0.01) -> tuple[tuple[Path, Path], int]:
     """Writes history.html / history.md; returns their paths and the number of jobs whose newest run
     regressed."""
     history = load_history(run_dirs, metric, order, ratio_threshold, alpha)
-    out_dir = make_out_dir(Path(out_dir) if out_dir else default_out_dir(run_dirs, metric))
+    out_dir = make_out_dir(Path(out_dir) if out_dir else default_out_dir(run_dirs, f"history-{metric}"))
     if metric in POINTS_METRICS:
         rule = (f"A change counts where {metric} moved by more than {ACCURACY_DROP_POINTS:g} point between two "
                 f"consecutive runs of a job (no samples to test).")
@@ -124,9 +112,9 @@ def write_history(run_dirs: list[Path], metric: str, out_dir: Path | None = None
     if changed:
         figures.append(jobs_plot(history, changed, f"{metric} of the {len(changed)} job(s) with the most "
                                                    f"significant changes; red: regressions, green: improvements."))
-    change_headers, change_body = cells(history.changes, CHANGE_COLUMNS)
-    summary_headers, summary_body = cells(job_summary(history), SUMMARY_COLUMNS)
-    runs_headers, runs_body = cells(history.runs, [("position", "#", "d"), ("run_id", "run", None),
+    change_headers, change_body = table_cells(history.changes, CHANGE_COLUMNS)
+    summary_headers, summary_body = table_cells(job_summary(history), SUMMARY_COLUMNS)
+    runs_headers, runs_body = table_cells(history.runs, [("position", "#", "d"), ("run_id", "run", None),
                                                    ("started_at", "started", None), ("commit", "commit", None)])
     title = f"edgebench history: {metric}"
     html_path = out_dir / "history.html"

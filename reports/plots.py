@@ -19,6 +19,7 @@ from reports.pareto import pareto_members
 POINTS_GID = "points"
 MAX_AVOIDED_POINTS = 300
 MAX_LABELS = 12         # labelled points per front; the rest of a long front is in the tooltips and tables
+MAX_PLOT_LABELS = 36    # per plot: adjustText's work grows with the labels, and a crowd of labels is unread
 MAX_LEGEND_ENTRIES = 16  # past this many colours a legend hides the plot: the tooltips name each point
 MAX_ANNOTATED_CELLS = 400
 MAX_HEATMAP_COLUMNS = 24
@@ -37,16 +38,15 @@ def palette_for(values) -> dict:
     return dict(zip(names, sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))))
 
 
-def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str | None, palette: dict,
-                  point_label) -> list:
+def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str | None, on_front: np.ndarray,
+                  palette: dict, point_label) -> list:
     """Accuracy (%) against `cost` for `points` (no NaN in either; index 0..n-1): colour by `hue`, marker by
-    variant family, each `front_by` group's Pareto front as a step line (one front when None), its points
-    ringed and labelled by `point_label(row)`. Returns the labels left on the axes (none overlapping)."""
+    variant family, each `front_by` group's Pareto front (`on_front`: pareto_members) as a step line, its
+    points ringed and labelled by `point_label(row)`. Returns the labels left on the axes (none overlapping)."""
     data = points.assign(accuracy_pct=points["accuracy"] * 100)
     sns.scatterplot(data=data, x=cost, y="accuracy_pct", hue=hue, style="family", palette=palette, s=55,
                     alpha=0.9, ax=ax, legend="brief")
     ax.collections[-1].set_gid(POINTS_GID)
-    on_front = pareto_members(points, cost, front_by)
     groups = data[on_front].groupby(front_by, sort=False) if front_by else [(None, data[on_front])]
     for name, front in groups:
         front = front.sort_values(cost)
@@ -70,12 +70,17 @@ def draw_tradeoff(ax, points: pd.DataFrame, cost: str, hue: str, front_by: str |
 
 
 def labels_to_draw(front: pd.DataFrame, cost: str, by: str | None) -> pd.DataFrame:
-    """The front points to label: all of each front's, or MAX_LABELS of a longer one, evenly along it."""
+    """The front points to label: all of each front's, or MAX_LABELS of a longer one, evenly along it; with
+    many fronts fewer each, so that one plot never holds more than MAX_PLOT_LABELS (none past that many
+    fronts: the tooltips and the front table name them)."""
+    groups = list(front.groupby(by, sort=False)) if by else [(None, front)]
+    per_front = min(MAX_LABELS, MAX_PLOT_LABELS // max(1, len(groups)))
     picked = []
-    for _, group in (front.groupby(by, sort=False) if by else [(None, front)]):
+    for _, group in groups:
         group = group.sort_values(cost)
-        if len(group) > MAX_LABELS:
-            group = group.iloc[np.unique(np.linspace(0, len(group) - 1, MAX_LABELS).round().astype(int))]
+        if len(group) > per_front:
+            group = group.iloc[np.unique(np.linspace(0, len(group) - 1, per_front).round().astype(int))] \
+                if per_front else group.iloc[:0]
         picked.append(group)
     return pd.concat(picked) if picked else front
 
@@ -103,8 +108,8 @@ def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str, ca
     """Accuracy against a cost (see draw_tradeoff); every point's tooltip is `describe(row)` (its job)."""
     points = rows.dropna(subset=[cost, "accuracy"]).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    palette = palette_for(points[hue])
-    draw_tradeoff(ax, points, cost, hue, front_by, palette, point_label)
+    on_front = pareto_members(points, cost, front_by)
+    draw_tradeoff(ax, points, cost, hue, front_by, on_front, palette_for(points[hue]), point_label)
     ax.set_xlabel(cost_label)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(plain(title), fontsize=10)
@@ -115,7 +120,6 @@ def tradeoff_plot(rows: pd.DataFrame, cost: str, cost_label: str, title: str, ca
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), fontsize=7, title_fontsize=7, frameon=False)
     if len(points) > MAX_SVG_POINTS:  # a PNG: no tooltips to write
         return finish(fig, title, caption, n_points=len(points))
-    on_front = pareto_members(points, cost, front_by)
     describe = describe or point_label
     tooltips = [f"{describe(r)}: {cost_label} {r[cost]:.4g}, accuracy {r['accuracy'] * 100:.2f} %"
                 + (" (on the Pareto front)" if on_front[i] else "") for i, r in points.iterrows()]

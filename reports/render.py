@@ -3,6 +3,7 @@ Markdown through a small table writer."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def markdown_table(headers: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
     return "\n".join(lines)
+
+
+def default_out_dir(run_dirs: list[Path], prefix: str) -> Path:
+    """<the first run's parent>/<prefix>-<digest of the runs' names>: the same runs land in the same place."""
+    names = "\n".join(sorted(Path(p).resolve().name for p in run_dirs))
+    return Path(run_dirs[0]).resolve().parent / f"{prefix}-{hashlib.sha256(names.encode()).hexdigest()[:10]}"
 
 
 def make_out_dir(path: Path) -> Path:

@@ -14,9 +14,8 @@ from reports import captions, plots
 from reports.boards import board_spread_table
 from reports.crossover import LINKED, crossover_table, strategy_of
 from reports.load import load_run
-from reports.noise import busy_banner, concurrent_banner
 from reports.render import fmt, markdown_section, markdown_table, markdown_text, render_html, table_cells
-from reports.run_facts import emulated_suffix, energy_banner, job_name, run_facts, validity_banner
+from reports.run_facts import banners, emulated_suffix, job_name, run_facts
 from reports.split_plots import split_figures
 
 
@@ -198,7 +197,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     variants = [(r["workload"], r["variant"], r["family"], r["precision"], r.get("variant_params") or "")
                 for _, r in rows.drop_duplicates(["workload", "variant"]).iterrows()]
     facts = run_facts(info)
-    banner = " ".join(filter(None, [validity_banner(ok), energy_banner(ok), busy_banner(ok), concurrent_banner(ok)]))
+    banner = banners(ok)
     title = f"edgebench report: {info.get('run_id', run_dir.name)}"
     split = split_sections(info, ok)
     spread_headers, spread_body = board_spread_table(ok)

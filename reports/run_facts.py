@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from reports.noise import busy_banner, concurrent_banner
+
 
 def run_facts(info: dict) -> list[tuple[str, str]]:
     device = info.get("device", {})
@@ -71,3 +73,9 @@ def energy_banner(ok: pd.DataFrame) -> str:
         return (f"Energy is EMULATED ({', '.join(emulated)}): modelled power, not a measurement of this "
                 f"machine (run.json 'power' says how it was made).")
     return ""
+
+
+def banners(ok: pd.DataFrame) -> str:
+    """Everything a reader must know before the numbers: not valid for publication, emulated energy, a busy
+    machine, another run measuring at the same time."""
+    return " ".join(filter(None, [validity_banner(ok), energy_banner(ok), busy_banner(ok), concurrent_banner(ok)]))

@@ -216,8 +216,8 @@ def test_pareto_labels_never_overlap_and_every_point_has_a_tooltip():
                            "backend": "onnxruntime", "threads": 1.0, "link": ""})
     assert pareto_mask(points["latency_p50_ms"], points["accuracy"]).all()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    texts = draw_tradeoff(ax, points, "latency_p50_ms", "backend", None, palette_for(points["backend"]),
-                          lambda r: r["variant"])
+    texts = draw_tradeoff(ax, points, "latency_p50_ms", "backend", None, pareto_mask(points["latency_p50_ms"],
+                          points["accuracy"]), palette_for(points["backend"]), lambda r: r["variant"])
     renderer = fig.canvas.get_renderer()
     boxes = [t.get_window_extent(renderer) for t in texts]
     assert texts and all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
