@@ -70,6 +70,23 @@ FORMAT_4_COLUMNS = [
     "energy_per_inference_above_idle_mj", "avg_power_w", "idle_power_w", "energy_source", "power_samples",
     "power_trace_file", "valid", "invalid_reasons", "warnings", "notes", "raw_latency_file", "finished_at",
 ]
+# Format 5's columns (commit 770bb33); format 6 added `stopping_rule` and `latency_p50_ci_pct` (how the timed
+# windows ended and how well the median is known) and the early-exit columns `exit_path` and `exit_skip_rate`,
+# empty in older runs: their interval was never computed.
+FORMAT_5_COLUMNS = [
+    "run_id", "job_id", "status", "reason", "workload", "variant", "target", "board", "backend", "precision",
+    "threads", "batch_size", "link", "family", "strategy", "variant_params", "accuracy", "metric",
+    "accuracy_delta", "n_eval", "latency_mean_ms", "latency_std_ms", "latency_min_ms", "latency_max_ms",
+    "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "throughput_ips", "n_iterations",
+    "n_windows", "window_min_s", "warmup_iterations", "model_bytes", "params", "macs", "weight_sparsity",
+    "exit_rate", "expected_macs", "split_point", "payload_dtype", "payload_bytes", "input_bytes", "head_ms",
+    "serialize_ms", "transfer_ms", "tail_ms", "head_macs", "tail_macs", "head_bytes", "link_rate_mbit",
+    "link_delay_ms", "link_measured_mbit", "link_rtt_ms", "link_shaping", "device_cpu_quota", "peak_rss_mb",
+    "clock_offset_us", "clock_uncertainty_us", "load_avg_1m", "other_cpu_cores", "cpu_steal_pct", "h2d_ms",
+    "d2h_ms", "backend_info", "energy_per_inference_mj", "energy_per_inference_above_idle_mj", "avg_power_w",
+    "idle_power_w", "energy_source", "power_samples", "power_trace_file", "valid", "invalid_reasons", "warnings",
+    "notes", "raw_latency_file", "finished_at",
+]
 # the columns every version has written: without them a row is no job (resume, baselines and compare
 # need its identity)
 IDENTITY_COLUMNS = ["run_id", "job_id", "status", "reason", "workload", "variant", "target", "backend",
@@ -77,7 +94,7 @@ IDENTITY_COLUMNS = ["run_id", "job_id", "status", "reason", "workload", "variant
 
 # the columns each format may have; the current one must be written exactly
 FORMAT_COLUMNS: dict[int, list[str]] = {1: FORMAT_1_COLUMNS, 2: FORMAT_2_COLUMNS, 3: FORMAT_3_COLUMNS,
-                                        4: FORMAT_4_COLUMNS, RESULT_FORMAT_VERSION: COLUMNS}
+                                        4: FORMAT_4_COLUMNS, 5: FORMAT_5_COLUMNS, RESULT_FORMAT_VERSION: COLUMNS}
 
 
 @dataclass
@@ -114,8 +131,12 @@ def _v4_to_v5(info: dict, rows: list[dict], notes: list[str]) -> None:
     pass  # the new columns stay empty: no older run measured them
 
 
+def _v5_to_v6(info: dict, rows: list[dict], notes: list[str]) -> None:
+    pass  # the new columns stay empty: no older run computed the median's interval or said how it exited
+
+
 STEPS: dict[int, Callable[[dict, list[dict], list[str]], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
-                                                                    4: _v4_to_v5}
+                                                                    4: _v4_to_v5, 5: _v5_to_v6}
 
 
 def format_version(info: dict, where: Path | str) -> int:

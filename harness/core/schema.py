@@ -25,7 +25,9 @@ from harness.core.jobs import KEY_COLUMNS
 # 3: split computing: the key column `link` and the split / link columns.
 # 4: a user's model: `metric` and `notes`. 5: noise around each job (`load_avg_1m`, `other_cpu_cores`,
 #    `cpu_steal_pct`) and the `board` that ran it (a board farm runs one run on several boards).
-RESULT_FORMAT_VERSION = 5
+# 6: which rule ended the timed windows (`stopping_rule`) and how well the median is known
+#    (`latency_p50_ci_pct`); how an early exit ran (`exit_path`, `exit_skip_rate`).
+RESULT_FORMAT_VERSION = 6
 
 KINDS = ("str", "int", "float", "bool", "json")
 
@@ -112,6 +114,14 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("n_iterations", "int", "", "Timed iterations, all windows together.", low=0),
     C("n_windows", "int", "", "Timed windows.", low=0),
     C("window_min_s", "float", "s", "The shortest window's wall time.", low=0),
+    C("stopping_rule", "str", "", "What ended the timed windows: `fixed` (`n_windows` windows, MLPerf Tiny), "
+                                  "`statistical` (the median known to the suite's `median_ci_pct`) or `ceiling` "
+                                  "(the statistical rule's `max_windows` / `max_timed_s` came first; the row "
+                                  "warns)."),
+    C("latency_p50_ci_pct", "float", "%", "Half-width of the median's 99% confidence interval, in % of the "
+                                          "median: the wider of order statistics over every sample and batch "
+                                          "means over the windows' medians (one window: the first alone).",
+      low=0),
     C("warmup_iterations", "int", "", "Untimed iterations run before the first window.", low=0),
     C("model_bytes", "int", "bytes", "Size of the model file(s) the backend loads.", "bytes", ",.0f", low=0),
     C("params", "int", "", "Parameters (weights and biases) of the model.", "params", ",.0f", low=0),
@@ -124,6 +134,13 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("expected_macs", "float", "MACs", "Early exits: the MACs per sample `exit_rate` implies (stage 1 for "
                                         "those that exit, every stage for the rest).",
       "expected MACs", ",.0f", low=0),
+    C("exit_path", "str", "", "How an early-exit job ran: `one-call` (the runtime branches inside one graph, "
+                               "ONNX If), `two-stage` (two runtime calls), `one-call+predictor` (an exit "
+                               "predictor sends samples it deems hard past the exit head); empty otherwise.",
+      "exit path", only_when_present=True),
+    C("exit_skip_rate", "float", "", "Early exits with an exit predictor: share of samples the predictor sent "
+                                     "straight past the exit head.", "skipped exit", ".3f",
+      only_when_present=True, low=0, high=1),
     C("split_point", "str", "", "Split computing: the tensor the network is cut at (`input` for offload)."),
     C("payload_dtype", "str", "", "Split computing: how the payload crosses the link: `fp32`, `fp16` or `int8` "
                                   "(quantised at the cut, dequantised at the tail)."),
@@ -210,7 +227,7 @@ REPORT_ORDER = (
     "workload", "variant", "backend", "precision", "threads", "batch_size", "link", "accuracy",
     "accuracy_delta", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms",
     "h2d_ms", "d2h_ms", "throughput_ips", "macs", "params", "model_bytes", "weight_sparsity", "exit_rate",
-    "expected_macs", "payload_bytes", "head_ms", "transfer_ms", "tail_ms", "link_measured_mbit", "peak_rss_mb",
+    "expected_macs", "exit_path", "exit_skip_rate", "payload_bytes", "head_ms", "transfer_ms", "tail_ms", "link_measured_mbit", "peak_rss_mb",
     "other_cpu_cores", "board",
     "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
     "avg_power_w", "energy_source", "valid",

@@ -23,7 +23,8 @@ ROOT = PROJECT_ROOT
 # litert (skipped); see tests/fixtures/runs/README.txt
 FORMAT_1 = FIXTURES / "runs" / "format-1"
 # The header of the current format; changing COLUMNS changes it
-FORMAT_COLUMNS_SHA256 = {2: "cb05e5495b7bc0b7", 3: "ac24a919aa6025d3", 4: "130ae9615ab2f9b7", 5: "818971f4ca6623e9"}
+FORMAT_COLUMNS_SHA256 = {2: "cb05e5495b7bc0b7", 3: "ac24a919aa6025d3", 4: "130ae9615ab2f9b7", 5: "818971f4ca6623e9",
+                         6: "29daca18b5b68b94"}
 
 
 @pytest.fixture
