@@ -234,4 +234,5 @@ def measurement(result: JobResult, clock: ClockMap | None = None) -> Measurement
         warnings=list(result.warnings), device_energy=result.device_energy,
         clock_offset_ns=clock.offset_ns if clock else 0, clock_uncertainty_ns=clock.uncertainty_ns if clock else 0,
         split_times=result.split_times, payload_bytes=result.payload_bytes,
-        link_measured_mbit=result.link_measured_mbit, link_rtt_ms=result.link_rtt_ms)
+        link_measured_mbit=result.link_measured_mbit, link_rtt_ms=result.link_rtt_ms,
+        stopping_rule=result.stopping_rule)

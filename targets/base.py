@@ -50,6 +50,7 @@ class Measurement:
     payload_bytes: int | None = None
     link_measured_mbit: float | None = None
     link_rtt_ms: float | None = None
+    stopping_rule: str | None = None            # what ended the timed windows (measurement.ENDED_BY)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def expected_macs(stage_macs: list, exit_rate: float) -> float | None:
 
 def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact: Artifact,
                  baselines: BaselineAccuracies) -> dict:
-    summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules())
+    summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules(), m.stopping_rule)
     row.update(summary)
     row.update(status="ok", accuracy=m.accuracy, n_eval=m.n_eval, warmup_iterations=m.warmup_iterations,
                peak_rss_mb=round(m.peak_rss_mb, 1), clock_offset_us=round(m.clock_offset_ns / 1e3, 1),

@@ -168,7 +168,7 @@ def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
         call, args = model.runner_all(model_io.resized(inputs, specs, batch_size))
 
     protocol = MeasurementProtocol(**request.measurement_protocol)
-    send(Progress(WARMUP, 0, protocol.n_windows))
+    send(Progress(WARMUP, 0, protocol.planned_windows))
     # The machine around the timed part. run_windows warms up first, inside it, with no hook before the
     # first window: the warm-up's share of the interval is small and it runs the same loop.
     before = snapshot()
@@ -185,7 +185,7 @@ def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
         h2d_ms=(model.copy_times or {}).get("h2d_ms"), d2h_ms=(model.copy_times or {}).get("d2h_ms"),
         warnings=[model.measurement_note] if model.measurement_note else [],
         device_energy=device_energy(monitor, timed.windows, batch_size) if monitor is not None else None,
-        machine_load=load)
+        machine_load=load, stopping_rule=timed.stopping_rule)
     if isinstance(model, SplitRunner):
         result.split_times = model.split_times(len(latency))
         result.payload_bytes = model.payload_bytes

@@ -28,7 +28,8 @@ from typing import List, Optional
 
 # 3: typed messages, wire_version (was "protocol"), backend and power sources named by import reference
 # 4: split computing: JobRequest.split, serve / serving, JobResult's split_times, payload and link figures
-WIRE_VERSION = 4
+# 5: the statistical stopping rule: its keys in JobRequest.measurement_protocol, JobResult.stopping_rule
+WIRE_VERSION = 5
 
 # A job's phases, in order, as Progress reports them.
 LOAD, ACCURACY, WARMUP, WINDOW = PHASES = ("load", "accuracy", "warmup", "window")
@@ -150,6 +151,8 @@ class JobResult:
     # MACHINE_LOAD_KEYS: others' CPU time, steal and load average around the timed windows, so that a job
     # measured on a busy machine says so; None from an agent that did not look
     machine_load: Optional[dict] = None
+    # what ended the timed windows (harness.core.measurement.ENDED_BY); None from an agent that did not say
+    stopping_rule: Optional[str] = None
     type: str = "result"
 
 
