@@ -24,7 +24,7 @@ from harness.app.split_runs import (
     split_analysis,
     split_columns,
 )
-from harness.app.suite import SuiteSpec, find_suite, suite_files
+from harness.app.suite import SuiteSpec, find_suite, suite_files, with_stopping
 from harness.core.baselines import BaselineAccuracies
 from harness.core.concurrent_runs import CONCURRENT_WARNING, MeasuringRuns
 from harness.core.environment import host_environment, utc_now
@@ -70,6 +70,7 @@ class BenchRequest:
     power: str | None = None                              # overrides the target's [power]
     link: str | None = None                               # "none": split jobs over loopback, unshaped
     server_address: str | None = None                     # split jobs: how the device reaches the server
+    stopping: str | None = None                           # overrides the suite's [protocol] stopping
 
 
 @dataclass
@@ -91,7 +92,7 @@ class ResolvedRun:
             target.pop("farm", None)  # a run started before farms existed resumes
         return {
             "target": {**target, "file": str(self.target.file), "power": power_config(self.target_power)},
-            "suite": {**asdict(self.suite), "file": str(self.suite.file)},
+            "suite": {**asdict(self.suite), "protocol": self.suite.protocol.snapshot(), "file": str(self.suite.file)},
             "workloads": [{"name": w.name, "file": str(w.file), "spec": asdict(w)} for w in self.workloads],
             "backends": self.backends,
             "power": power_config(self.power),
@@ -166,6 +167,8 @@ def resolve(request: BenchRequest) -> ResolvedRun:
     check_threads(request.threads, "--threads")
     check_batch_sizes(request.batch_sizes)
     power = parse_power_cli(request.power) if request.power else target_power
+    suite, stopping_notes = with_stopping(suite, request.stopping, power.source != "none")
+    notes += stopping_notes
     return ResolvedRun(request, target, suite, workloads, backends, power, target_power, notes)
 
 

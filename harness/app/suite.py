@@ -1,7 +1,9 @@
 """Suites: workloads/suites/<name>.toml names the workloads to run, the protocol and the job matrix.
 
     [suite]     name, description, workloads = [names or paths]
-    [protocol]  warmup_min_iterations, warmup_min_s, n_windows, window_min_s, window_min_iterations
+    [protocol]  warmup_min_iterations, warmup_min_s, n_windows, window_min_s, window_min_iterations;
+                stopping = "fixed" (MLPerf Tiny: n_windows windows) or "statistical" (until the median is
+                known: statistical_window_s, min_windows, median_ci_pct, max_windows, max_timed_s)
     [matrix]    backends (default: the target's), threads = [1, "all"], batch_sizes = [1]
     [split]     split computing: server = "cpu" (the target that runs tails: a name or a file),
                 server_address (where device and server are different machines: the address at which the
@@ -12,13 +14,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.core.config import Table, load_toml, named_file, stems
 from harness.core.errors import ConfigError
 from harness.core.jobs import MAX_BATCH_SIZE, MAX_THREADS, check_name
-from harness.core.measurement import MeasurementProtocol
+from harness.core.measurement import ENERGY_NEEDS_FIXED_RULE, FIXED, STOPPING_RULES, MeasurementProtocol
 from targets.backends import check_backend_list
 from targets.link import LinkSetting, parse_links
 
@@ -61,7 +63,18 @@ def parse_protocol(table: Table) -> MeasurementProtocol:
         window_min_s=table.take("window_min_s", float, default.window_min_s, minimum=0.0),
         window_min_iterations=table.take("window_min_iterations", int, default.window_min_iterations,
                                          minimum=1),
+        stopping=table.take("stopping", str, default.stopping, choices=STOPPING_RULES),
+        statistical_window_s=table.take("statistical_window_s", float, default.statistical_window_s,
+                                        minimum=0.0),
+        # batch means over the windows' medians need two windows at least
+        min_windows=table.take("min_windows", int, default.min_windows, minimum=2),
+        median_ci_pct=table.take("median_ci_pct", float, default.median_ci_pct, minimum=0.01, maximum=100.0),
+        max_windows=table.take("max_windows", int, default.max_windows, minimum=2),
+        max_timed_s=table.take("max_timed_s", float, default.max_timed_s, minimum=0.0),
     )
+    if settings.max_windows < settings.min_windows:
+        raise ConfigError(f"{table.where('max_windows')} = {settings.max_windows}: accepted: values >= "
+                          f"min_windows ({settings.min_windows}), the ceiling cannot come before the floor")
     table.finish()
     return settings
 
@@ -112,6 +125,19 @@ def parse_split(table: Table, links: list[Table]) -> SplitSettings:
         links=tuple(parse_links(links)))
     table.finish()
     return settings
+
+
+def with_stopping(suite: SuiteSpec, stopping: str | None, measures_energy: bool) -> tuple[SuiteSpec, list[str]]:
+    """The suite with the stopping rule the run uses: `stopping` (--stopping) over the suite's own; a run
+    that measures energy keeps the fixed rule's long windows. Notes say what was changed."""
+    if stopping is not None and stopping not in STOPPING_RULES:
+        raise ConfigError(f"--stopping {stopping}: accepted: {', '.join(STOPPING_RULES)}")
+    protocol = replace(suite.protocol, stopping=stopping) if stopping else suite.protocol
+    notes = []
+    if measures_energy and protocol.stopping != FIXED:
+        protocol = protocol.for_energy()
+        notes.append(ENERGY_NEEDS_FIXED_RULE)
+    return replace(suite, protocol=protocol), notes
 
 
 def suite_files(directory: Path = SUITES_DIR) -> dict[str, Path]:

@@ -72,10 +72,23 @@ class MeasurementProtocol:
         """Each window's minimum duration under the rule in force."""
         return self.statistical_window_s if self.stopping == STATISTICAL else self.window_min_s
 
+    def snapshot(self) -> dict:
+        """The settings that decide how a job is measured: the statistical rule's keys only when it is the
+        rule (so that a run started before they existed, or with other unused values, still resumes)."""
+        settings = self.to_dict()
+        if self.stopping == FIXED:
+            for key in STATISTICAL_KEYS:
+                settings.pop(key)
+        return settings
+
     def for_energy(self) -> MeasurementProtocol:
         """The fixed rule's long windows: energy per inference is integrated over each window, and a meter
         needs enough of its samples in every one."""
         return replace(self, stopping=FIXED)
+
+
+STATISTICAL_KEYS = ("stopping", "statistical_window_s", "min_windows", "median_ci_pct", "max_windows",
+                    "max_timed_s")
 
 
 @dataclass
@@ -264,7 +277,8 @@ def run_windows(call: Callable[..., object], args: tuple, settings: MeasurementP
         if precision_reached(median_interval(sorted_windows), settings):
             result.stopping_rule = STATISTICAL
             break
-        if end - first_start >= timed_ns or index + 1 == planned:
+        # the time ceiling, like the precision, waits for min_windows
+        if (index + 1 >= settings.min_windows and end - first_start >= timed_ns) or index + 1 == planned:
             result.stopping_rule = CEILING
             break
     return result
