@@ -16,7 +16,7 @@ from harness.core.model_io import METRICS
 
 def _bench(args) -> int:
     from harness.app.progress import make_reporter, summary_table
-    from harness.app.runner import Bench, BenchRequest
+    from harness.app.runner import Bench
 
     if args.resume:
         given = [flag for flag, value in (("--target", args.target), ("--suite", args.suite),
@@ -26,26 +26,21 @@ def _bench(args) -> int:
                                           ("--calibration", args.calibration), ("--backend", args.backend),
                                           ("--threads", args.threads), ("--batch-size", args.batch_size),
                                           ("--power", args.power), ("--link", args.link),
-                                          ("--server-address", args.server_address)) if value is not None
+                                          ("--server-address", args.server_address),
+                                          ("--stopping", args.stopping)) if value is not None
                  and value != []]
         if given:
             raise ConfigError(f"--resume {args.resume} with {', '.join(given)}: a resumed run asks what it "
                               f"asked when it started; start a new run to change it")
+    if args.dry_run:
+        return _dry_run(args)
     reporter = make_reporter(args.quiet)
     with reporter:
         bench = Bench(reporter)
         if args.resume:
             store = bench.resume(Path(args.resume))
         else:
-            request = BenchRequest(target=_absolute(args.target) or "cpu", suite=_absolute(args.suite) or "quick",
-                                   workloads=[_absolute(w) for w in args.workload or []],
-                                   model=_absolute(args.model), data=_absolute(args.data),
-                                   output=args.output, metric=args.metric, threshold=args.threshold,
-                                   calibration=_absolute(args.calibration),
-                                   backends=args.backend or [],
-                                   threads=args.threads or [], batch_sizes=args.batch_size or [],
-                                   power=args.power, link=args.link, server_address=args.server_address)
-            store = bench.start(request, Path(args.runs_dir))
+            store = bench.start(_request(args), Path(args.runs_dir))
     # a job retried by --resume has several rows: its last one is its result
     rows = list({r["job_id"]: r for r in store.rows()}.values())
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -67,6 +62,38 @@ def _bench(args) -> int:
         print(f"edgebench: no job of {len(rows)} measured anything (all skipped); first: {rows[0]['job_id']}: "
               f"{rows[0].get('reason', '')}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _request(args):
+    from harness.app.runner import BenchRequest
+
+    return BenchRequest(target=_absolute(args.target) or "cpu", suite=_absolute(args.suite) or "quick",
+                        workloads=[_absolute(w) for w in args.workload or []],
+                        model=_absolute(args.model), data=_absolute(args.data),
+                        output=args.output, metric=args.metric, threshold=args.threshold,
+                        calibration=_absolute(args.calibration),
+                        backends=args.backend or [],
+                        threads=args.threads or [], batch_sizes=args.batch_size or [],
+                        power=args.power, link=args.link, server_address=args.server_address,
+                        stopping=args.stopping)
+
+
+def _dry_run(args) -> int:
+    """The plan and its time estimate; nothing built, opened or written (a resumed run: read, not migrated)."""
+    from harness.app.plan import dry_run_text
+    from harness.app.runner import BenchRequest, resolve
+
+    finished = set()
+    if args.resume:
+        from harness.core.migrations import read_run
+
+        data = read_run(Path(args.resume))
+        request = BenchRequest(**data.info["request"])
+        finished = {r["job_id"] for r in data.rows if r["status"] in ("ok", "skipped")}
+    else:
+        request = _request(args)
+    print(dry_run_text(resolve(request), Path(args.runs_dir), finished))
     return 0
 
 
@@ -266,6 +293,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--server-address", metavar="ADDRESS",
                    help="split computing with a board as the device (or a remote server): the address at which "
                         "the device reaches the server (overrides the suite's [split] server_address)")
+    b.add_argument("--stopping", choices=["fixed", "statistical"],
+                   help="the stopping rule of the timed windows, overriding the suite's [protocol] stopping: "
+                        "fixed (MLPerf Tiny's windows) or statistical (until the median is known to the suite's "
+                        "median_ci_pct; a run with a power meter keeps the fixed rule)")
+    b.add_argument("--dry-run", action="store_true",
+                   help="print the jobs and the estimated measuring time under the stopping rule; build, open "
+                        "and measure nothing")
     b.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
     b.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: only missing jobs run")
     b.add_argument("--quiet", action="store_true", help="no progress bars: one line per job (for CI)")

@@ -153,13 +153,22 @@ def t_quantile(confidence: float, df: int) -> float:
     return high
 
 
+def _at_most(sorted_samples: Sequence[int], value: int) -> int:
+    """How many samples are <= value: numpy's searchsorted on the host (the same count, in C), bisect in
+    the agent."""
+    searchsorted = getattr(sorted_samples, "searchsorted", None)
+    if searchsorted is not None:
+        return int(searchsorted(value, "right"))
+    return bisect_right(sorted_samples, value)
+
+
 def _kth_smallest(sorted_windows: Sequence[Sequence[int]], k: int) -> int:
     """The k-th smallest sample (0-based) across the windows' sorted samples, without merging them."""
     low = min(int(w[0]) for w in sorted_windows if len(w))
     high = max(int(w[-1]) for w in sorted_windows if len(w))
     while low < high:
         mid = (low + high) // 2
-        if sum(bisect_right(w, mid) for w in sorted_windows) > k:
+        if sum(_at_most(w, mid) for w in sorted_windows) > k:
             high = mid
         else:
             low = mid + 1

@@ -1,0 +1,61 @@
+"""`edgebench bench --dry-run`: the jobs and the time estimate under the stopping rule, nothing built."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import synthetic_run
+
+from harness.app.cli import main
+from harness.app.plan import timed_estimate_s
+from harness.core.measurement import STATISTICAL, MeasurementProtocol
+
+
+def test_the_dry_run_prints_the_plan_and_builds_nothing(tiny_files, tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "empty-cache"
+    monkeypatch.setenv("EDGEBENCH_CACHE", str(cache))
+    runs = tmp_path / "no-runs"
+    code = main(["bench", "--suite", str(tiny_files["suite"]), "--dry-run", "--stopping", "statistical",
+                 "--runs-dir", str(runs)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert not cache.exists() and not runs.exists()  # no cache entry, no run directory
+    assert "dry run: target cpu, suite tiny: nothing is built or measured" in out
+    assert "statistical rule" in out and "ceiling 20 windows or 30 s" in out
+    lines = [line.split() for line in out.splitlines()]
+    jobs = [line[:5] for line in lines if line[:1] == ["tiny-digits"]]
+    assert [job[:3] for job in jobs] == [["tiny-digits", "fp32", "onnxruntime"], ["tiny-digits", "fp32", "torch"],
+                                         ["tiny-digits", "int8", "onnxruntime"], ["tiny-digits", "int8", "torch"]]
+    assert "2 of 2 jobs" not in out and "4 of 4 jobs to run" in out and "(the fixed rule:" in out
+
+
+def test_an_earlier_run_of_the_job_refines_the_estimate(tiny_files, capsys):
+    runs = tiny_files["runs"]
+    synthetic_run(runs / "20260101-000000-cpu-tiny", "cpu", [
+        {"workload": "tiny-digits", "variant": "fp32", "family": "baseline", "precision": "fp32",
+         "backend": "onnxruntime", "p50_ms": 2.0, "accuracy": 0.9}])
+    assert main(["bench", "--suite", str(tiny_files["suite"]), "--backend", "onnxruntime", "--dry-run",
+                 "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    [fp32] = [line for line in out.splitlines() if line.startswith("tiny-digits") and " fp32 " in line]
+    # the fixed rule: 2 windows of max(0.05 s, 20 iterations x 2 ms); n_eval 1000 x 2 ms bounds the accuracy pass
+    assert "<=2.0" in fp32 and " 0.1 " in fp32 and "latency from 20260101-000000-cpu-tiny" in fp32
+    assert "fixed rule: warm-up >= 3 it and >= 0.01 s; 2 windows of >= 0.05 s and >= 20 it" in out
+
+
+@pytest.mark.parametrize("latency_s, expected", [
+    (None, (3.0, 20.0)),      # the floor: min_windows windows of 1 s; 20 windows at the ceiling
+    (0.001, (3.0, 20.0)),     # 1,000 samples a window: p99's 662 come with the first
+    (0.01, (7.0, 20.0)),      # 100 a window: 7 windows before 662 samples
+    (0.1, (20.0, 20.0)),      # 10 a window: 662 samples would take 67 windows; the ceiling (20) comes first
+])
+def test_statistical_estimates(latency_s, expected):
+    protocol = MeasurementProtocol(stopping=STATISTICAL, statistical_window_s=1.0, window_min_iterations=10,
+                                   min_windows=3, max_windows=20, max_timed_s=30.0)
+    typical, ceiling = timed_estimate_s(protocol, latency_s)
+    assert (round(typical, 6), round(ceiling, 6)) == expected
+
+
+def test_fixed_estimate_is_the_windows():
+    protocol = MeasurementProtocol(n_windows=5, window_min_s=10.0, window_min_iterations=1000)
+    assert timed_estimate_s(protocol, None) == (50.0, None)
+    assert timed_estimate_s(protocol, 0.02) == (100.0, None)   # 1,000 iterations of 20 ms outlast 10 s
