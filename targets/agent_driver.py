@@ -230,6 +230,7 @@ def measurement(result: JobResult, clock: ClockMap | None = None) -> Measurement
         latency_ns=result_latency_ns(result), windows=[Window(*w) for w in result.windows],
         warmup_iterations=result.warmup_iterations, warmup_s=result.warmup_s,
         peak_rss_mb=result.peak_rss_mb, backend_info=result.backend_info, exit_rate=result.exit_rate,
+        exit_path=result.exit_path, exit_skip_rate=result.exit_skip_rate,
         h2d_ms=result.h2d_ms, d2h_ms=result.d2h_ms, machine_load=result.machine_load,
         warnings=list(result.warnings), device_energy=result.device_energy,
         clock_offset_ns=clock.offset_ns if clock else 0, clock_uncertainty_ns=clock.uncertainty_ns if clock else 0,

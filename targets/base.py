@@ -35,7 +35,9 @@ class Measurement:
     warmup_s: float
     peak_rss_mb: float
     backend_info: dict
-    exit_rate: float | None = None              # early-exit artifacts: the share that left early
+    exit_rate: float | None = None              # early-exit artifacts: the share that left early,
+    exit_path: str | None = None                # how they ran (one-call, two-stage, ...)
+    exit_skip_rate: float | None = None         # and the share an exit predictor sent past the head
     h2d_ms: float | None = None                 # GPU backends: one batch's copies, timed apart
     d2h_ms: float | None = None
     warnings: list[str] = field(default_factory=list)

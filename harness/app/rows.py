@@ -35,11 +35,13 @@ def job_row(run_id: str, job: Job, artifact: Artifact) -> dict:
             "metric": describe_scoring(artifact.scoring or DEFAULT_SCORING), "notes": "; ".join(artifact.notes)}
 
 
-def expected_macs(stage_macs: list, exit_rate: float) -> float | None:
-    """Early exits (T-RECX): samples that leave pay stage 1 (with the exit head), the rest pay all stages."""
-    if any(m is None for m in stage_macs):
+def expected_macs(exit_macs: dict, exit_rate: float, skip_rate: float | None) -> float | None:
+    """Early exits (T-RECX): every sample pays the body (and the exit predictor, if any); those sent on to
+    the head pay it; those that do not leave pay the rest of the network."""
+    if any(m is None for m in exit_macs.values()):
         return None
-    return exit_rate * stage_macs[0] + (1 - exit_rate) * sum(stage_macs)
+    return (exit_macs["body"] + exit_macs.get("predictor", 0) + (1 - (skip_rate or 0.0)) * exit_macs["head"]
+            + (1 - exit_rate) * exit_macs["rest"])
 
 
 def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact: Artifact,
@@ -54,8 +56,8 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
                backend_info=json.dumps(m.backend_info, sort_keys=True),
                raw_latency_file=store.save_latency(job.job_id, m.latency_ns, m.windows))
     if m.exit_rate is not None:
-        row["exit_rate"] = m.exit_rate
-        row["expected_macs"] = expected_macs([s["macs"] for s in artifact.stages], m.exit_rate)
+        row.update(exit_rate=m.exit_rate, exit_path=m.exit_path, exit_skip_rate=m.exit_skip_rate,
+                   expected_macs=expected_macs(artifact.exit["macs"], m.exit_rate, m.exit_skip_rate))
     if m.warnings:
         row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.warnings]))
     reference = m.accuracy if job.family == "baseline" else baselines.reference(asdict(job))

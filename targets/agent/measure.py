@@ -17,7 +17,7 @@ from harness.core import model_io
 from harness.core.measurement import MeasurementProtocol, run_windows
 from harness.core.plugins import load_ref
 from targets.agent.dataplane import SplitRunner
-from targets.agent.early_exit import EarlyExitModel
+from targets.agent.early_exit import ExitModel, load_exit_model
 from targets.agent.facts import peak_rss_mb
 from targets.agent.machine_load import machine_load, snapshot
 from targets.agent.wire import ACCURACY, LOAD, WARMUP, WINDOW, DeviceEnergy, JobRequest, JobResult, Progress
@@ -51,8 +51,8 @@ def stage_options(request) -> dict:
 
 
 def load_model(request: JobRequest):
-    """The backend (or, for an early-exit artifact, its two stages and the exit rule; for a split job, its
-    head and the connection to the server running its tail)."""
+    """The backend (or, for an early-exit artifact, its one-call graph or its two stages and the exit rule;
+    for a split job, its head and the connection to the server running its tail)."""
     backend_cls = backend_class(request)
     artifact = request.artifact
     options = stage_options(request)
@@ -64,16 +64,8 @@ def load_model(request: JobRequest):
         backend = backend_cls(request.threads, options)
         backend.load(artifact)
         return backend
-    stages = []
-    for stage in artifact["stages"]:
-        backend = backend_cls(request.threads, options)
-        backend.load({"files": {"onnx": stage["onnx"]}})
-        if not hasattr(backend, "outputs"):
-            raise Unsupported("backend {} cannot run the stages of an early-exit model".format(request.backend))
-        stages.append(backend)
-    if request.batch_size != 1:
-        raise Unsupported("early exits decide per sample: batch_size must be 1")
-    return EarlyExitModel(stages[0], stages[1], artifact["exit"]["criterion"], artifact["exit"]["threshold"])
+    return load_exit_model(lambda: backend_cls(request.threads, options), artifact, request.batch_size,
+                           request.backend)
 
 
 def device_power_monitor(spec):
@@ -139,7 +131,7 @@ def _measure(request: JobRequest, monitor, send) -> JobResult:
 
 
 def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
-    early_exit = isinstance(model, EarlyExitModel)
+    early_exit = isinstance(model, ExitModel)
     batch_size = request.batch_size
     fixed_batch = None if early_exit else model.fixed_batch
     if fixed_batch is not None and fixed_batch != batch_size:
@@ -180,8 +172,9 @@ def _measure_model(request: JobRequest, model, monitor, send) -> JobResult:
         accuracy=correct / n_eval if correct is not None else None, n_correct=correct, n_eval=n_eval,
         windows=[[w.start_ns, w.end_ns, w.n_iterations] for w in timed.windows],
         warmup_iterations=timed.warmup_iterations, warmup_s=timed.warmup_s, peak_rss_mb=peak_rss_mb(),
-        backend_info=model.stage1.info() if early_exit else model.info(),
-        exit_rate=model.exit_rate if early_exit else None,
+        backend_info=model.info(),
+        exit_rate=model.exit_rate if early_exit else None, exit_path=model.path if early_exit else None,
+        exit_skip_rate=model.skip_rate if early_exit else None,
         h2d_ms=(model.copy_times or {}).get("h2d_ms"), d2h_ms=(model.copy_times or {}).get("d2h_ms"),
         warnings=[model.measurement_note] if model.measurement_note else [],
         device_energy=device_energy(monitor, timed.windows, batch_size) if monitor is not None else None,

@@ -139,7 +139,9 @@ class JobResult:
     backend_info: dict
     latency_out: Optional[str] = None       # where the samples were saved, or None ...
     latency_ns_b64: Optional[str] = None    # ... and they are here: little-endian int64
-    exit_rate: Optional[float] = None       # early-exit artifacts: the share of samples that left early
+    exit_rate: Optional[float] = None       # early-exit artifacts: the share of samples that left early,
+    exit_path: Optional[str] = None         # how they ran (targets.agent.early_exit: one-call, two-stage, ...)
+    exit_skip_rate: Optional[float] = None  # and the share an exit predictor sent past the head
     h2d_ms: Optional[float] = None          # GPU backends: one batch's copies, timed apart (medians)
     d2h_ms: Optional[float] = None
     warnings: List[str] = field(default_factory=list)

@@ -102,6 +102,8 @@ class Backend(ModelCalls):
     OPTIONS = {}
     measurement_note = None  # a caveat every row of this backend carries (e.g. "measures no accelerator")
     copy_times = None        # GPU backends: {"h2d_ms", "d2h_ms"} of one batch, timed apart from the latency
+    # runs a graph that branches (ONNX If) in one call: early exits then run as one call, not two
+    runs_control_flow = False
 
     def __init__(self, threads: int, options: dict):
         self.threads = threads

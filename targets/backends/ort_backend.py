@@ -13,6 +13,7 @@ class OrtBackend(Backend):
     name = "onnxruntime"
     OPTIONS = {"graph_optimization_level": OPT_LEVELS, "allow_spinning": bool, "providers": list,
                "qdq_fusion": bool}
+    runs_control_flow = True
 
     def load(self, artifact: dict) -> None:
         ort = require_runtime("onnxruntime", "onnxruntime")

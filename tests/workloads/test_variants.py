@@ -153,6 +153,20 @@ name = "exit"
 family = "early_exit"
 thresholds = [0.0, 1.0]
 epochs = 2
+
+[[variants]]
+name = "calls"
+family = "early_exit"
+thresholds = [0.0]
+epochs = 2
+one_call = false
+
+[[variants]]
+name = "predicted"
+family = "early_exit"
+thresholds = [1.0]
+epochs = 2
+predictor = true
 """
 
 
@@ -179,13 +193,24 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
     # the final classifier is at least as good as the exit alone
     assert float(nobody["accuracy"]) >= float(everyone["accuracy"]) - 0.02
     assert rows[("exit-t0", "torch")]["status"] == "skipped"
+    # onnxruntime branches inside the graph: one call; the same network as two calls answers the same
+    two_calls = rows[("calls-t0", "onnxruntime")]
+    assert (everyone["exit_path"], nobody["exit_path"], two_calls["exit_path"]) == ("one-call", "one-call",
+                                                                                    "two-stage")
+    assert (two_calls["accuracy"], two_calls["exit_rate"]) == (everyone["accuracy"], everyone["exit_rate"])
+    # nobody would leave at threshold 1: the predictor sends everybody past the head, which nobody pays
+    predicted = rows[("predicted-t1", "onnxruntime")]
+    assert predicted["exit_path"] == "one-call+predictor" and float(predicted["exit_skip_rate"]) == 1.0
+    assert float(predicted["expected_macs"]) < float(nobody["expected_macs"])
+    assert predicted["accuracy"] == nobody["accuracy"]
+    assert everyone["exit_skip_rate"] == ""
     assert 'aria-label="tiny-exit: early exits (onnxruntime)"' in (run_dir / "report.html").read_text()
 
 
 def test_staged_runtime_counts_exits_and_runs_stage_two_only_when_needed():
     import numpy as np
 
-    from targets.agent.early_exit import EarlyExitModel
+    from targets.agent.early_exit import TwoStageExit
 
     class Stage:
         def __init__(self, outputs):
@@ -200,7 +225,7 @@ def test_staged_runtime_counts_exits_and_runs_stage_two_only_when_needed():
     unsure = np.array([[0.1, 0, 0]], np.float32)  # confidence ~0.36
     stage1 = Stage(lambda x: [x * 2, np.where(x[:, :1] > 0, sure, unsure)])
     stage2 = Stage(lambda f: [np.ones((len(f), 3), np.float32)])
-    model = EarlyExitModel(stage1, stage2, "confidence", 0.9)
+    model = TwoStageExit(stage1, stage2, "confidence", 0.9)
     x = np.array([[1.0], [-1.0], [1.0], [-1.0]], np.float32)
     logits = model.predict(x)
     assert model.exit_rate == 0.5 and stage2.rows == 2  # only the two unsure samples went on

@@ -1,9 +1,12 @@
 """Early exits (BranchyNet, T-RECX): an exit head after the first stage of the network, trained jointly
-(loss = final CE + exit_weight x exit CE, from the trained model), exported as two stage models.
+(loss = final CE + exit_weight x exit CE, from the trained model).
 
-At run time the device runs stage 1 (features and the exit's logits), and runs stage 2 only for samples
-whose exit is not sure enough: confidence (max softmax) > threshold, or entropy < threshold. Each
-threshold of the sweep is one variant, named <name>-t<threshold>; all share one built artifact.
+A sample leaves at the exit when the exit is sure enough: confidence (max softmax) > threshold, or
+entropy < threshold. Each threshold of the sweep is one variant, named <name>-t<threshold>; all share one
+trained network, exported as parts (body, head, rest). A runtime that branches inside a graph
+(onnxruntime) runs each variant as ONE call of a graph with an ONNX `If` on the criterion
+(workloads/variants/exit_graph.py); others run two calls (stage 1: body and head; stage 2: the rest, only
+for samples that stay). Each row's `exit_path` says which ran.
 
     [[variants]]
     name = "exit"
@@ -11,6 +14,9 @@ threshold of the sweep is one variant, named <name>-t<threshold>; all share one 
     thresholds = [0.8, 0.9, 0.95]
     criterion = "confidence"     # confidence | entropy
     exit_weight = 0.5            # T-RECX
+    predictor = false            # true: an exit predictor skips the head for samples it deems hard
+                                 # (workloads/variants/exit_predictor.py; one-call runtimes only)
+    one_call = true              # false: always two calls, to compare with the one-call graph
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ from harness.core.errors import ConfigError
 from harness.core.jobs import Artifact
 
 CRITERIA = ("confidence", "entropy")
+# parameters that do not change the trained network: every threshold's variant shares one build
+PER_VARIANT = ("threshold", "predictor", "one_call")
+# the head pools 2x2 first where the features are at least this wide: a 3x3 convolution at full
+# resolution costs as much as a tenth of ResNet-8, which every sample that stays would pay
+POOL_MIN_PX = 8
 
 
 def parse(table: Table) -> dict:
@@ -39,7 +50,11 @@ def parse(table: Table) -> dict:
     params = {"thresholds": [float(t) for t in thresholds], "criterion": criterion,
               "exit_weight": table.take("exit_weight", float, 0.5, minimum=0.0),
               "epochs": table.take("epochs", int, -1, minimum=-1),
-              "lr_scale": table.take("lr_scale", float, 0.5, minimum=0.0, maximum=100.0)}
+              "lr_scale": table.take("lr_scale", float, 0.5, minimum=0.0, maximum=100.0),
+              "predictor": table.take("predictor", bool, False), "one_call": table.take("one_call", bool, True)}
+    if params["predictor"] and not params["one_call"]:
+        raise ConfigError(f"{table.where('predictor')} = true needs one_call = true: the exit predictor "
+                          f"skips the head inside the one-call graph")
     table.finish()
     return params
 
@@ -71,14 +86,15 @@ def split(model: nn.Module, arch: str) -> tuple[nn.Module, nn.Module, int]:
 class Stage1(nn.Module):
     """Input -> (features for stage 2, the exit's logits). The exit is T-RECX-like: a strided 3x3
     convolution that doubles the channels, global pooling and a classifier (pooling the early features
-    alone leaves too little to classify)."""
+    alone leaves too little to classify), after a 2x2 average pooling when `pool`."""
 
-    def __init__(self, body: nn.Module, channels: int, n_classes: int):
+    def __init__(self, body: nn.Module, channels: int, n_classes: int, pool: bool = False):
         from workloads.models import conv_bn_relu
 
         super().__init__()
         self.body = body
-        self.exit = nn.Sequential(conv_bn_relu(channels, 2 * channels, stride=2), nn.AdaptiveAvgPool2d(1),
+        self.exit = nn.Sequential(*([nn.AvgPool2d(2)] if pool else []),
+                                  conv_bn_relu(channels, 2 * channels, stride=2), nn.AdaptiveAvgPool2d(1),
                                   nn.Flatten(), nn.Linear(2 * channels, n_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,22 +115,93 @@ class Joint(nn.Module):
         return self.stage2(features)
 
 
+def export_parts(joint: Joint, x_eval, tmp: Path) -> list[int]:
+    """body.onnx (input -> features), head.onnx (features -> the exit's logits), stage2.onnx (features ->
+    logits) and, for runtimes that run early exits as two calls, stage1.onnx (body and head: input ->
+    features, exit logits). Returns the features' shape (one sample)."""
+    import onnx
+    from onnx import compose
+
+    from workloads.export import export_onnx
+
+    export_onnx(joint.stage1.body, x_eval, tmp / "body.onnx", output_names=("features",))
+    with torch.no_grad():
+        features = joint.stage1.body(torch.from_numpy(x_eval[:16])).numpy()
+    export_onnx(joint.stage1.exit, features, tmp / "head.onnx", output_names=("exit_logits",))
+    export_onnx(joint.stage2, features, tmp / "stage2.onnx")
+    body, head = onnx.load(str(tmp / "body.onnx")), onnx.load(str(tmp / "head.onnx"))
+    stage1 = compose.merge_models(body, compose.add_prefix(head, "head/"),
+                                  io_map=[("features", "head/" + head.graph.input[0].name)],
+                                  outputs=["features", "head/exit_logits"])
+    stage1.graph.output[1].name = "exit_logits"
+    for node in stage1.graph.node:
+        node.output[:] = ["exit_logits" if o == "head/exit_logits" else o for o in node.output]
+    onnx.checker.check_model(stage1)
+    onnx.save(stage1, str(tmp / "stage1.onnx"))
+    return list(features.shape[1:])
+
+
+def one_call_file(base, folder: Path, params: dict, feature_shape: tuple, exit_macs: dict) -> Path:
+    """The one-call graph for this threshold (and its exit predictor, fitted here), derived from the
+    shared parts in `folder` and cached beside them."""
+    import importlib
+    import inspect
+
+    from harness.core.hashing import content_hash
+    from workloads.cache import cached_dir
+    from workloads.variants import exit_graph, exit_predictor
+
+    code = "".join(inspect.getsource(importlib.import_module(m.__name__)) for m in (exit_graph, exit_predictor))
+    key = content_hash({"parts": folder.name, "threshold": params["threshold"], "criterion": params["criterion"],
+                        "predictor": params["predictor"], "code": code})
+
+    def build(tmp: Path) -> None:
+        predictor = None
+        if params["predictor"]:
+            predictor = fit_predictor(base, folder, params, exit_macs)
+        exit_graph.one_call_graph(folder / "body.onnx", folder / "head.onnx", folder / "stage2.onnx",
+                                  params["criterion"], params["threshold"], tmp / "model.onnx", predictor)
+
+    entry, _ = cached_dir("variants", f"{base.workload.name}-early_exit-one-call-{key}", build)
+    return entry / "model.onnx"
+
+
+def fit_predictor(base, folder: Path, params: dict, exit_macs: dict):
+    """The exit predictor for this threshold, fitted on the training split's pooled features."""
+    import onnxruntime as ort
+
+    from targets.agent.early_exit import exits
+    from workloads.variants import exit_predictor
+
+    def run(name: str, x):
+        session = ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+    x_train, _ = base.data.load_train()
+    features = run("body.onnx", x_train)
+    would_leave = exits(run("head.onnx", features), params["criterion"], params["threshold"])
+    return exit_predictor.fit(exit_predictor.pooled(features), would_leave, exit_macs["head"],
+                              exit_macs["rest"], base.workload.training.seed)
+
+
 def build(base, variant) -> Artifact:
     import torch.nn.functional as F
 
     from workloads.costs import model_cost
-    from workloads.export import export_onnx
     from workloads.training import seed_everything, train
+    from workloads.variants import exit_predictor
 
     params = variant.params
-    shared = {k: v for k, v in params.items() if k != "threshold"}
+    shared = {k: v for k, v in params.items() if k not in PER_VARIANT}
 
     def make(tmp: Path) -> dict:
         model = base.require_torch("early_exit")
         body, rest, channels = split(model, base.torch_model["arch"])
-        joint = Joint(Stage1(body, channels, base.data.n_classes), rest)
         x_train, y_train = base.data.load_train()
         x_eval, _ = base.data.load_eval()
+        with torch.no_grad():
+            feature_hw = body(torch.from_numpy(x_eval[:1])).shape[-1]
+        joint = Joint(Stage1(body, channels, base.data.n_classes, pool=feature_hw >= POOL_MIN_PX), rest)
         training = base.workload.training
         epochs = training.epochs if params["epochs"] < 0 else params["epochs"]
         seed_everything(training.seed)
@@ -127,23 +214,26 @@ def build(base, variant) -> Artifact:
                                                learning_rate=training.learning_rate * params["lr_scale"]),
               loss_fn=loss)
         joint.eval()
-        export_onnx(joint.stage1, x_eval, tmp / "stage1.onnx", output_names=("features", "exit_logits"))
-        with torch.no_grad():
-            features = joint.stage1(torch.from_numpy(x_eval[:16]))[0].numpy()
-        export_onnx(joint.stage2, features, tmp / "stage2.onnx")
-        return {"feature_shape": list(features.shape[1:])}
+        return {"feature_shape": export_parts(joint, x_eval, tmp)}
 
     folder = base.build_variant(replace(variant, params=shared), make)
-    meta = json.loads((folder / "meta.json").read_text())
-    stage_paths = [folder / "stage1.onnx", folder / "stage2.onnx"]
-    costs = [model_cost(stage_paths[0], base.data.input_shape),
-             model_cost(stage_paths[1], tuple(meta["feature_shape"]))]
-    stages = [{"onnx": str(stage_paths[0]), "macs": costs[0].macs},
-              {"onnx": str(stage_paths[1]), "macs": costs[1].macs}]
+    feature_shape = tuple(json.loads((folder / "meta.json").read_text())["feature_shape"])
+    costs = {"body": model_cost(folder / "body.onnx", base.data.input_shape),
+             "head": model_cost(folder / "head.onnx", feature_shape),
+             "rest": model_cost(folder / "stage2.onnx", feature_shape)}
+    exit_macs = {part: cost.macs for part, cost in costs.items()}
+    exit_macs["predictor"] = exit_predictor.macs(feature_shape) if params["predictor"] else 0
+    files = {"stage1": str(folder / "stage1.onnx"), "stage2": str(folder / "stage2.onnx")}
+    if params["one_call"]:
+        files["onnx"] = str(one_call_file(base, folder, params, feature_shape, exit_macs))
+    known = None not in exit_macs.values()
     return Artifact(
         workload=base.workload.name, variant=variant.name, family="early_exit", precision=variant.precision,
-        files={"stage1": str(stage_paths[0]), "stage2": str(stage_paths[1])},
-        eval_data=str(base.data.eval_path), n_eval=base.data.n_eval, n_classes=base.data.n_classes,
-        model_bytes=sum(c.model_bytes for c in costs), params=sum(c.params for c in costs),
-        macs=sum(c.macs for c in costs), variant_params=dict(params), stages=stages,
-        exit={"threshold": params["threshold"], "criterion": params["criterion"]})
+        files=files, eval_data=str(base.data.eval_path), n_eval=base.data.n_eval, n_classes=base.data.n_classes,
+        model_bytes=sum(c.model_bytes for c in costs.values()),
+        params=sum(c.params for c in costs.values()) + (feature_shape[0] + 1 if params["predictor"] else 0),
+        macs=sum(exit_macs.values()) if known else None, variant_params=dict(params),
+        stages=[{"onnx": files["stage1"], "macs": exit_macs["body"] + exit_macs["head"] if known else None},
+                {"onnx": files["stage2"], "macs": exit_macs["rest"]}],
+        exit={"threshold": params["threshold"], "criterion": params["criterion"],
+              "predictor": params["predictor"], "macs": exit_macs})
