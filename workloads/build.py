@@ -15,7 +15,7 @@ import numpy as np
 from harness.core.errors import ConfigError, EdgebenchError
 from harness.core.hashing import content_hash
 from harness.core.jobs import Artifact
-from workloads.cache import cached_dir
+from workloads.cache import NotCached, cached_dir
 from workloads.costs import ModelCost, model_cost
 from workloads.datasets import PreparedData, prepare, sample_indices
 from workloads.spec import USER_MODEL_FAMILIES, WorkloadSpec
@@ -158,7 +158,8 @@ class BaseModel:
 
 def torch_code_file(source: str) -> Path:
     """A model definition as a file of its own (content-addressed), staged with the artifact."""
-    folder, _ = cached_dir("torch-code", content_hash(source), lambda tmp: (tmp / "model_def.py").write_text(source))
+    folder, _ = cached_dir("torch-code", content_hash(source), lambda tmp: (tmp / "model_def.py").write_text(source),
+                           cheap=True)
     return folder / "model_def.py"
 
 
@@ -221,7 +222,7 @@ def build_variants(base: BaseModel, names: set[str] | None = None,
         progress(f"building {base.workload.name}/{variant.name}")
         try:
             artifacts[variant.name] = FAMILIES[variant.family].build(base, variant)
-        except EdgebenchError:
+        except (EdgebenchError, NotCached):  # NotCached: asked for the cache only (workloads/build_pool.py)
             raise
         except Exception as exc:  # a converter or quantizer refusing this model: one line, before any job
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""

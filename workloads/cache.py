@@ -8,10 +8,16 @@ file (`<kind>/.<key>.lock`, fcntl.flock), so a second process waits and then tak
 an entry marked complete is never deleted or replaced, so nothing is removed under a reader. Only what a
 builder that died left behind (a temporary directory `.<key>~*`, an entry without `.complete`) is cleared,
 under the lock.
+
+A build can first ask only for what is cached (`cached_only()`: an absent entry raises NotCached instead
+of being built), so that the entries that do need building can be handed to worker processes
+(workloads/build_pool.py); `built_entries()` lists the entries a block built, to say whether an artifact was
+built or taken from the cache.
 """
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import fcntl
 import os
@@ -29,6 +35,43 @@ from harness.core.errors import ConfigError
 _COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # "no space left" and "quota exceeded": the disk, not the input
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+_CACHED_ONLY = contextvars.ContextVar("edgebench_cached_only", default=False)
+_BUILT = contextvars.ContextVar("edgebench_built_entries", default=None)
+
+
+class NotCached(Exception):
+    """Raised inside `cached_only()` for an entry that is not in the cache."""
+
+    def __init__(self, kind: str, key: str):
+        super().__init__(f"{kind}/{key}")
+        self.kind, self.key = kind, key
+
+    def __reduce__(self):
+        return NotCached, (self.kind, self.key)
+
+
+@contextmanager
+def cached_only() -> Iterator[None]:
+    """In this block cached_dir returns complete entries and raises NotCached for absent ones (except
+    `cheap` ones, which are built in place)."""
+    token = _CACHED_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CACHED_ONLY.reset(token)
+
+
+@contextmanager
+def built_entries() -> Iterator[list[str]]:
+    """A list that fills with `kind/key` of every entry this block built (not those found complete, nor
+    `cheap` ones)."""
+    built: list[str] = []
+    token = _BUILT.set(built)
+    try:
+        yield built
+    finally:
+        _BUILT.reset(token)
 
 
 def cache_root() -> Path:
@@ -62,15 +105,18 @@ def _clear_leftovers(parent: Path, key: str, final: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
+def cached_dir(kind: str, key: str, build: Callable[[Path], None], cheap: bool = False) -> tuple[Path, bool]:
     """The cache entry `kind/key`, built by `build(tmp_dir)` if absent. Returns (path, was_built).
-    Safe for several processes at once (see the module's docstring)."""
+    Safe for several processes at once (see the module's docstring). `cheap`: built even inside
+    cached_only() (writing it costs less than handing it to a worker)."""
     for part in (kind, key):
         if not _COMPONENT.fullmatch(part):
             raise ValueError(f"cache entry {kind}/{key}: {part!r} is not one safe path component")
     final = cache_root() / kind / key
     if (final / ".complete").exists():
         return final, False
+    if _CACHED_ONLY.get() and not cheap:
+        raise NotCached(kind, key)
     parent = final.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +129,8 @@ def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> tuple[Path
                 build(tmp)
                 (tmp / ".complete").write_text("")
                 os.replace(tmp, final)  # final is absent: cleared above, and only lock holders create it
+                if not cheap and (built := _BUILT.get()) is not None:
+                    built.append(f"{kind}/{key}")
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)

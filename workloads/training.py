@@ -1,4 +1,5 @@
-"""Training of reference models on the host: fixed seeds, deterministic order, all cores."""
+"""Training of reference models on the host: fixed seeds, deterministic order, the cores this process is
+given (all usable ones, or its share when the build runs in several worker processes)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,21 @@ import torch
 from torch import nn
 
 from harness.core.errors import ConfigError
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask; a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# Intra-op threads for training; a build worker sets its share (threads x workers <= cores: more threads than
+# cores make PyTorch's thread pool wait on preempted threads, many times slower).
+_threads = usable_cores()
+
+
+def set_training_threads(n: int) -> None:
+    global _threads
+    _threads = max(1, n)
 
 
 @dataclass(frozen=True)
@@ -34,7 +50,7 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, spec: TrainingSpec,
           on_epoch=None, loss_fn=None) -> nn.Module:
     """Adam with a one-cycle schedule; cross-entropy unless `loss_fn(logits, labels, batch_indices)` is
     given (distillation). `on_epoch(done, total, loss)` reports progress."""
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(_threads)
     seed_everything(spec.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from harness.core.jobs import Job
 from targets.agent.wire import ACCURACY, LOAD, WARMUP, WINDOW
+from workloads.build_pool import BuildTime
 
 PHASE_LABELS = {LOAD: "loading", ACCURACY: "accuracy pass", WARMUP: "warm-up", WINDOW: "timed windows"}
 
@@ -25,11 +27,37 @@ def job_label(job: Job) -> str:
     return f"{job.workload}/{job.variant} {job.backend} t{job.threads} b{job.batch_size}"
 
 
+def build_line(record: BuildTime) -> str:
+    return f"{'cached' if record.cached else 'built':8s} {record.what}: {record.seconds:.1f} s"
+
+
+class RunLog:
+    """The lines worth keeping, in the run directory's log file once there is one (those said before are
+    written then)."""
+
+    def __init__(self):
+        self.path: Path | None = None
+        self.waiting: list[str] = []
+
+    def keep_in(self, path: Path) -> None:
+        self.path = path
+        self.write(*self.waiting)
+        self.waiting = []
+
+    def write(self, *lines: str) -> None:
+        if self.path is None:
+            self.waiting.extend(lines)
+        elif lines:
+            with open(self.path, "a") as fh:
+                fh.write("".join(f"{line}\n" for line in lines))
+
+
 class QuietReporter:
-    """One line per finished job on stderr: for CI logs."""
+    """One line per built artifact and per finished job on stderr: for CI logs (and the run's log file)."""
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True, highlight=False)
+        self.log = RunLog()
 
     def __enter__(self):
         return self
@@ -37,9 +65,21 @@ class QuietReporter:
     def __exit__(self, *exc):
         return False
 
+    def keep_log(self, path: Path) -> None:
+        """From now on (and what was said so far) also in the file `path`."""
+        self.log.keep_in(path)
+
+    def _say(self, line: str) -> None:
+        self.console.print(line, markup=False, soft_wrap=True)  # one line each, however narrow the log
+        self.log.write(line)
+
     def note(self, message: str) -> None:
         """A line worth keeping in the log."""
-        self.console.print(message)
+        self._say(message)
+
+    def build_finished(self, record: BuildTime) -> None:
+        """One artifact of the build phase ready: how long it took, built or found in the cache."""
+        self._say(build_line(record))
 
     def status(self, message: str) -> None:
         """A passing state (training epoch, export): shown live, not logged."""
@@ -59,7 +99,7 @@ class QuietReporter:
         detail = (f"p50 {float(row['latency_p50_ms']):.3f} ms, acc {accuracy}" if status == "ok"
                   else row.get("reason", ""))
         board = f" on {row['board']}" if row.get("board") else ""  # a farm: which board finished it
-        self.console.print(f"{status:8s} {job_label(job)}{board}: {detail}")
+        self._say(f"{status:8s} {job_label(job)}{board}: {detail}")
 
 
 class RichReporter(QuietReporter):
@@ -80,8 +120,13 @@ class RichReporter(QuietReporter):
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
 
+    def _say(self, line: str) -> None:
+        self.progress.console.print(line, markup=False, soft_wrap=True)  # above the bars
+        self.log.write(line)
+
     def note(self, message: str) -> None:
-        self.progress.console.print(f"[dim]{message}[/dim]")
+        self.progress.console.print(message, style="dim", markup=False, soft_wrap=True)
+        self.log.write(message)
 
     def status(self, message: str) -> None:
         if self.status_task is None:

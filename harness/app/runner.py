@@ -44,7 +44,7 @@ from targets.farm.farm import BoardsLost, Farm, terminate_as_interrupt
 from targets.farm.queue import QueuedJob, on_board
 from targets.registry import load_adapter
 from targets.spec import TargetSpec, check_backend_options, find_target
-from workloads.build import build_base, build_variants
+from workloads.build_pool import BuildPhase, build_phase
 from workloads.models import check_params
 from workloads.scoring import ScoringSpec
 from workloads.spec import WorkloadSpec, find_workload, user_model_workload
@@ -341,7 +341,7 @@ class Bench:
             if farm is not None and run.target.farm.replicate:
                 pending = jobs  # which boards still need a job is known as each board joins
             try:
-                artifacts, analyses = self._build(run, pending)
+                artifacts, analyses, built = self._build(run, pending)
             except KeyboardInterrupt:
                 raise Interrupted("interrupted while building artifacts; no job had started in this "
                                   "session, finished ones (if resuming) are kept") from None
@@ -349,10 +349,12 @@ class Bench:
                 store = self._create_store(run, runs_dir, facts if farm is None else {
                     **facts, "farm": {"coordinator": run.target.farm.coordinator, "tags": run.target.farm.tags,
                                       "replicate": run.target.farm.replicate}})
+            self.reporter.keep_log(store.log_path)
+            info = store.run_info()
+            info.setdefault("build_times", []).append(built.describe())  # one entry per (resumed) session
             if analyses:
-                info = store.run_info()
                 info.setdefault("split_analysis", {}).update(analyses)
-                store.write_run_info(info)
+            store.write_run_info(info)
             self.reporter.note(f"run {store.dir}: {len(pending)} of {len(jobs)} jobs to run")
             try:
                 if power is not None:
@@ -397,27 +399,27 @@ class Bench:
                       for w in run.workloads},
         })
 
-    def _build(self, run: ResolvedRun, pending: list[Job]) -> tuple[dict[tuple, Artifact], dict]:
+    def _build(self, run: ResolvedRun, pending: list[Job]) -> tuple[dict[tuple, Artifact], dict, BuildPhase]:
         """Every artifact a pending job needs, built (or taken from the cache) before any job runs, so a
-        bad model or data file stops the run before it measures anything; and for workloads with split
-        jobs, where their base model can be cut (run.json's "split_analysis")."""
+        bad model or data file stops the run before it measures anything; for workloads with split jobs,
+        where their base model can be cut (run.json's "split_analysis"); and how long each artifact took
+        (run.json's "build_times", a line each)."""
         needed = {(j.workload, j.variant) for j in pending}
         split_workloads = {j.workload for j in pending if j.link}
-        artifacts, analyses = {}, {}
-        for workload in run.workloads:
-            names = {variant for name, variant in needed if name == workload.name}
-            if not names:
-                continue
-            base = build_base(workload, self.reporter.status)
-            for name, artifact in build_variants(base, names, self.reporter.status).items():
-                for backend, options in artifact.backend_options.items():
-                    if backend in run.backends:
-                        check_backend_options(backend, options, f"{workload.file}: variant '{name}' "
-                                                                f"(its backend_options for {backend})")
-                artifacts[(workload.name, name)] = artifact
-            if workload.name in split_workloads:
-                analyses[workload.name] = split_analysis(base.onnx_path, base.data.input_shape)
-        return artifacts, analyses
+        wanted = [(w, names) for w in run.workloads if (names := {v for n, v in needed if n == w.name})]
+        phase = build_phase(wanted, self.reporter.status, self.reporter.build_finished)
+        cached = sum(t.cached for t in phase.times)
+        self.reporter.note(f"build: {len(phase.times) - cached} artifacts built, {cached} cached, in "
+                           f"{phase.wall_s:.1f} s ({phase.workers} worker process(es))")
+        workloads = {w.name: w for w in run.workloads}
+        for (workload, name), artifact in phase.artifacts.items():
+            for backend, options in artifact.backend_options.items():
+                if backend in run.backends:
+                    check_backend_options(backend, options, f"{workloads[workload].file}: variant '{name}' "
+                                                            f"(its backend_options for {backend})")
+        analyses = {name: split_analysis(phase.bases[name].onnx_path, phase.bases[name].data.input_shape)
+                    for name in sorted(split_workloads)}
+        return phase.artifacts, analyses, phase
 
     @staticmethod
     def _protocol(run: ResolvedRun):

@@ -57,6 +57,9 @@ REJECTED_CSV = "results.rejected.csv"
 # "no space left" and "quota exceeded"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 LOCK_FILE = ".lock"
+# What the run printed worth keeping (notes, each artifact's build time, each finished job), as a CI log shows
+# it; a resumed session appends to it.
+LOG_FILE = "log.txt"
 # the run directories this process holds the lock of: realpath -> [lock file, stores holding it]
 _HELD: dict[str, list] = {}
 # A farm run with `replicate = true` measures each job on every board: each board's row is its own job,
@@ -267,6 +270,7 @@ class RunStore:
         self.dir = Path(run_dir)
         self.results_csv = self.dir / "results.csv"
         self.run_json = self.dir / "run.json"
+        self.log_path = self.dir / LOG_FILE
         # set by open() when it brought an older run to the current format: a line for the user
         self.migration_note: str | None = None
         # set by open(): a line for the user per row it did not trust (the job runs again)

@@ -110,9 +110,9 @@ def build(base, variant) -> Artifact:
     if params["quantization"] == "dynamic":
         raise ConfigError(f"{base.workload.file}: variant {variant.name!r}: quantization = \"dynamic\" is "
                           f"TensorFlow's converter's; a PyTorch reference model takes none or int8")
-    litert_torch = _converter(base.workload.file)
 
     def make(tmp: Path) -> dict:
+        litert_torch = _converter(base.workload.file)  # seconds to import: only when converting
         model = base.require_torch("tflite")
         x_eval, y_eval = base.data.load_eval()
         sample = torch.from_numpy(x_eval[:1])
