@@ -8,6 +8,10 @@ BIN    := $(VENV)/bin
 POWER  ?=
 # Extra flags for `edgebench bench`, e.g. ARGS="--quiet --backend torch".
 ARGS   ?=
+# The stopping rule over the suite's [protocol] stopping: STOPPING=statistical (or fixed)
+STOPPING ?=
+# DRY_RUN=1: print the jobs and the estimated measuring time; build and measure nothing
+DRY_RUN ?=
 
 STAMP := $(VENV)/.installed
 
@@ -30,7 +34,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 bench: $(STAMP)
-	$(BIN)/edgebench bench --target $(TARGET) --suite $(SUITE) $(if $(POWER),--power $(POWER)) $(ARGS)
+	$(BIN)/edgebench bench --target $(TARGET) --suite $(SUITE) $(if $(POWER),--power $(POWER)) \
+	  $(if $(STOPPING),--stopping $(STOPPING)) $(if $(DRY_RUN),--dry-run) $(ARGS)
 
 $(BOARD_STAMP):
 	mkdir -p $(BOARD_VENVS)

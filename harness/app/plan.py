@@ -175,13 +175,15 @@ def dry_run_text(run: ResolvedRun, runs_dir: Path, finished: set[str] = frozense
     statistical = protocol.stopping == STATISTICAL
     lines = [f"dry run: target {run.target.name}, suite {run.suite.name}: nothing is built or measured",
              f"protocol: {describe_rule(protocol)}", *(f"note: {n}" for n in [*run.notes, *notes])]
-    header = ["workload", "variant", "backend", "threads", "batch", "link", "warm-up s", "accuracy s",
-              "timed s (typical)" if statistical else "timed s", *(["ceiling s"] if statistical else []), "basis"]
+    links = any(job.link for job in pending)  # a column only where split jobs run over links
+    header = ["workload", "variant", "backend", "threads", "batch", *(["link"] if links else []), "warm-up s",
+              "accuracy s", "timed s (typical)" if statistical else "timed s",
+              *(["ceiling s"] if statistical else []), "basis"]
     table = [header]
     for job, e in zip(pending, estimates):
         accuracy = "?" if e.accuracy_s is None else f"{ACCURACY_BOUND}{e.accuracy_s:.1f}"
         table.append([job.workload, job.variant, job.backend, str(job.threads), str(job.batch_size),
-                      job.link or "-", f"{e.warmup_s:.1f}", accuracy, f"{e.timed_s:.1f}",
+                      *([job.link or "-"] if links else []), f"{e.warmup_s:.1f}", accuracy, f"{e.timed_s:.1f}",
                       *([f"{e.ceiling_s:.1f}"] if statistical else []), e.basis])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]

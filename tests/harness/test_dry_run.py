@@ -23,9 +23,8 @@ def test_the_dry_run_prints_the_plan_and_builds_nothing(tiny_files, tmp_path, mo
     assert "statistical rule" in out and "ceiling 20 windows or 30 s" in out
     lines = [line.split() for line in out.splitlines()]
     jobs = [line[:5] for line in lines if line[:1] == ["tiny-digits"]]
-    assert [job[:3] for job in jobs] == [["tiny-digits", "fp32", "onnxruntime"], ["tiny-digits", "fp32", "torch"],
-                                         ["tiny-digits", "int8", "onnxruntime"], ["tiny-digits", "int8", "torch"]]
-    assert "2 of 2 jobs" not in out and "4 of 4 jobs to run" in out and "(the fixed rule:" in out
+    assert jobs == [["tiny-digits", "fp32", "onnxruntime", "1", "1"], ["tiny-digits", "fp32", "torch", "1", "1"]]
+    assert "2 of 2 jobs to run" in out and "(the fixed rule:" in out
 
 
 def test_an_earlier_run_of_the_job_refines_the_estimate(tiny_files, capsys):

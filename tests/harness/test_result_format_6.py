@@ -26,13 +26,13 @@ def test_the_new_columns_sit_with_their_neighbours():
 
 def test_the_new_columns_round_trip(tmp_path):
     run = fake_run(tmp_path / "runs" / "r6", p50_ms=1.0, accuracy=0.9, seed=0)
-    store = RunStore.open(run)
-    [row] = store.rows()
+    [row] = migrations.read_run(run).rows
     assert row["stopping_rule"] == "fixed" and parse_cell("latency_p50_ci_pct", row["latency_p50_ci_pct"]) > 0
     written = {**row, "job_id": "w__exit__onnxruntime__t1__b1", "exit_path": "one-call+predictor",
-               "exit_skip_rate": "0.25", "stopping_rule": "ceiling"}
-    store.append(written)
-    data = migrations.read_run(run)
+               "exit_skip_rate": 0.25, "stopping_rule": "ceiling"}
+    with RunStore.create(tmp_path / "runs", "r6b", {"run_id": "r6b"}) as store:
+        store.append(written)
+    data = migrations.read_run(tmp_path / "runs" / "r6b")
     assert data.from_version == 6
     back = data.rows[-1]
     assert parse_cell("exit_path", back["exit_path"]) == "one-call+predictor"
@@ -43,8 +43,8 @@ def test_the_new_columns_round_trip(tmp_path):
 def test_a_format_5_run_still_loads_with_the_new_columns_empty(tmp_path):
     run = tmp_path / "runs" / "r5"
     run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"format_version": 5, "run_id": "r5",
-                                              "measurement_protocol": {"n_windows": 5}}))
+    (run / "run.json").write_text(json.dumps({"format_version": 5, "run_id": "r5", "config_hash": "ab",
+                                              "request": {"suite": "full"}, "measurement_protocol": {}}))
     header = migrations.FORMAT_COLUMNS[5]
     row = {c: "" for c in header}
     row.update(run_id="r5", job_id="w__fp32__onnxruntime__t1__b1", status="ok", workload="w", variant="fp32",

@@ -77,7 +77,8 @@ def test_reports_take_types_and_table_from_the_schema(old_run):
     assert schema.REPORT_COLUMNS == [(c, schema.BY_NAME[c].header, schema.BY_NAME[c].fmt)
                                      for c in schema.REPORT_ORDER]
     assert schema.REPORT_WHEN_PRESENT == {"h2d_ms", "d2h_ms", "link", "payload_bytes", "head_ms", "transfer_ms",
-                                          "tail_ms", "link_measured_mbit", "board", "other_cpu_cores"}
+                                          "tail_ms", "link_measured_mbit", "board", "other_cpu_cores", "exit_path",
+                                          "exit_skip_rate"}
     _, rows = load_run(old_run)
     assert list(rows.columns) == COLUMNS
     headers, _ = table_cells(rows)  # the report's table: the schema's headers, GPU copies absent here

@@ -70,7 +70,7 @@ def test_a_steady_call_stops_at_min_windows_with_the_median_known(clock):
     seen = []
     timed = run_windows(call, (), statistical(), on_window=lambda done, planned: seen.append((done, planned)))
     assert timed.stopping_rule == STATISTICAL
-    assert [w.n_iterations for w in timed.windows] == [500, 500, 500]
+    assert len(timed.windows) == 3 and all(500 <= w.n_iterations <= 501 for w in timed.windows)
     assert seen == [(1, 8), (2, 8), (3, 8)]  # progress counts towards the ceiling
     row = summarized(timed)
     assert row["stopping_rule"] == "statistical" and row["latency_p50_ci_pct"] < 1.0
@@ -91,7 +91,9 @@ def test_a_drifting_call_runs_to_the_ceiling_and_the_row_says_so(clock):
     call = call_taking(clock, lambda i: int(1_000_000 * (1 + 0.02 * (i // 500)) + noise.randrange(-1_000, 1_000)))
     timed = run_windows(call, (), statistical(warmup_min_iterations=0, max_windows=6))
     assert timed.stopping_rule == CEILING and len(timed.windows) == 6
-    interval = median_interval([sorted(timed.latency_ns[i * 500:(i + 1) * 500]) for i in range(6)])
+    ends = np.cumsum([w.n_iterations for w in timed.windows])
+    interval = median_interval([sorted(timed.latency_ns[end - w.n_iterations:end])
+                                for w, end in zip(timed.windows, ends)])
     assert interval.order_pct < 1.0 < interval.batch_pct
     row = summarized(timed)
     assert row["stopping_rule"] == "ceiling" and row["latency_p50_ci_pct"] > 1.0
