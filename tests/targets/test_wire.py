@@ -115,7 +115,7 @@ def test_an_agent_of_another_version_is_named_by_its_version():
     with pytest.raises(wire.WireError, match=f"speaks wire version 2, this host speaks {wire.WIRE_VERSION}"):
         wire.decode(old, wire.AGENT_TO_HOST)
     before_split = json.dumps({"type": "hello", "wire_version": 3, "facts": {}})
-    with pytest.raises(wire.WireError, match="speaks wire version 3, this host speaks 4"):
+    with pytest.raises(wire.WireError, match=f"speaks wire version 3, this host speaks {wire.WIRE_VERSION}"):
         wire.decode(before_split, wire.AGENT_TO_HOST)
 
 
