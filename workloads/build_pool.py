@@ -15,7 +15,6 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from workloads.build import BaseModel, Progress, build_base, build_variants
@@ -84,18 +83,16 @@ def variant_groups(workload: WorkloadSpec, names: set[str]) -> list[list[str]]:
     return sorted(groups.values(), key=lambda group: family[group[0]] not in TRAINING_FAMILIES)
 
 
-def build_phase(wanted: list[tuple[WorkloadSpec, set[str]]], progress: Progress = lambda msg: None,
-                on_time: Callable[[BuildTime], None] = lambda t: None) -> BuildPhase:
-    """Every (workload, variant names) in `wanted` built or taken from the cache; `on_time` hears of each
-    artifact as it is ready."""
+def build_phase(wanted: list[tuple[WorkloadSpec, set[str]]], progress: Progress = lambda msg: None) -> BuildPhase:
+    """Every (workload, variant names) in `wanted` built or taken from the cache, each artifact's time in
+    the order they were ready."""
     phase = BuildPhase(workers=build_workers())
     start = time.perf_counter()
     if phase.workers == 1:
         for workload, names in wanted:
-            for record in _build_task(workload, sorted(names, key=_order(workload)), progress, phase):
-                _note(phase, record, on_time)
+            phase.times += _build_task(workload, sorted(names, key=_order(workload)), progress, phase)
     else:
-        _Parallel(phase, progress, on_time).run(wanted)
+        _Parallel(phase, progress).run(wanted)
     phase.wall_s = time.perf_counter() - start
     return phase
 
@@ -103,11 +100,6 @@ def build_phase(wanted: list[tuple[WorkloadSpec, set[str]]], progress: Progress 
 def _order(workload: WorkloadSpec):
     names = [v.name for v in workload.variants]
     return names.index
-
-
-def _note(phase: BuildPhase, record: BuildTime, on_time: Callable[[BuildTime], None]) -> None:
-    phase.times.append(record)
-    on_time(record)
 
 
 def _build_task(workload: WorkloadSpec, names: list[str] | None, progress: Progress,
@@ -168,8 +160,8 @@ class _Parallel:
     """What is cached is taken here (cached_only); each base model or variant group that is not goes to a
     worker; a workload's variants are looked at once its base model exists."""
 
-    def __init__(self, phase: BuildPhase, progress: Progress, on_time: Callable[[BuildTime], None]):
-        self.phase, self.progress, self.on_time = phase, progress, on_time
+    def __init__(self, phase: BuildPhase, progress: Progress):
+        self.phase, self.progress = phase, progress
         self.pool = None
         self.messages = None
         self.running: list[_Task] = []
@@ -196,8 +188,7 @@ class _Parallel:
             return
         self.phase.bases[workload.name] = base
         if timed:
-            _note(self.phase, BuildTime(workload.name, None, time.perf_counter() - start, cached=True),
-                  self.on_time)
+            self.phase.times.append(BuildTime(workload.name, None, time.perf_counter() - start, cached=True))
         self._start_variants(workload, base, names)
 
     def _start_variants(self, workload: WorkloadSpec, base: BaseModel, names: set[str]) -> None:
@@ -212,8 +203,7 @@ class _Parallel:
                     missing.append(name)
                     continue
                 self.phase.artifacts[(workload.name, name)] = artifact
-                _note(self.phase, BuildTime(workload.name, name, time.perf_counter() - start, cached=True),
-                      self.on_time)
+                self.phase.times.append(BuildTime(workload.name, name, time.perf_counter() - start, cached=True))
             if missing:
                 self._submit(workload, names, missing)
 
@@ -239,8 +229,7 @@ class _Parallel:
         for task in [t for t in self.running if t.result.ready()]:
             self.running.remove(task)
             times, artifacts = task.result.get()  # a worker's exception is raised here
-            for record in times:
-                _note(self.phase, record, self.on_time)
+            self.phase.times += times
             self.phase.artifacts.update(artifacts)
             if task.group is None:  # the base model exists: its variants can start
                 self._start_workload(task.workload, task.names, timed=False)

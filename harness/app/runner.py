@@ -407,7 +407,10 @@ class Bench:
         needed = {(j.workload, j.variant) for j in pending}
         split_workloads = {j.workload for j in pending if j.link}
         wanted = [(w, names) for w in run.workloads if (names := {v for n, v in needed if n == w.name})]
-        phase = build_phase(wanted, self.reporter.status, self.reporter.build_finished)
+        phase = build_phase(wanted, self.reporter.status)
+        # said once the phase is whole: a build that fails says its error alone, on one line
+        for record in phase.times:
+            self.reporter.build_finished(record)
         cached = sum(t.cached for t in phase.times)
         self.reporter.note(f"build: {len(phase.times) - cached} artifacts built, {cached} cached, in "
                            f"{phase.wall_s:.1f} s ({phase.workers} worker process(es))")
