@@ -80,10 +80,14 @@ def workload_sections(run_dir: Path, ok: pd.DataFrame, protocol: dict) -> list[d
                     traces, f"{workload}: power{emulated_suffix(rows)}", captions.power_caption(rows)))
         exits = rows[rows["family"] == "early_exit"]
         if len(exits):
-            for backend, group in exits.groupby("backend"):
+            # one curve per sweep (a [[variants]] entry: its variants are <name>-t<threshold>) and backend
+            sweeps = exits["variant"].str.rsplit("-t", n=1).str[0]
+            for (sweep, backend), group in exits.groupby([sweeps, "backend"]):
                 base = rows[(rows["family"] == "baseline") & (rows["backend"] == backend)]
+                paths = ", ".join(sorted({p for p in group["exit_path"] if isinstance(p, str) and p}))
                 figures.append(plots.exit_curve_plot(
-                    group, base.iloc[0] if len(base) else None, f"{workload}: early exits ({backend})",
+                    group, base.iloc[0] if len(base) else None,
+                    f"{workload}: early exits {sweep} ({backend}{', ' + paths if paths else ''})",
                     captions.EXIT_CAPTION))
         samples = latency_samples(rows, lambda _: run_dir)
         if len(samples):

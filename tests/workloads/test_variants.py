@@ -204,7 +204,9 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
     assert float(predicted["expected_macs"]) < float(nobody["expected_macs"])
     assert predicted["accuracy"] == nobody["accuracy"]
     assert everyone["exit_skip_rate"] == ""
-    assert 'aria-label="tiny-exit: early exits (onnxruntime)"' in (run_dir / "report.html").read_text()
+    html = (run_dir / "report.html").read_text()
+    assert 'aria-label="tiny-exit: early exits exit (onnxruntime, one-call)"' in html
+    assert 'aria-label="tiny-exit: early exits calls (onnxruntime, two-stage)"' in html
 
 
 def test_staged_runtime_counts_exits_and_runs_stage_two_only_when_needed():
