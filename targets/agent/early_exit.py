@@ -11,26 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.core.exit_rule import exits
 from targets.backends.base import ModelCalls, Unsupported
 
 ONE_CALL, ONE_CALL_PREDICTOR, TWO_STAGE = "one-call", "one-call+predictor", "two-stage"
 # the one-call graph's exit_path output (exit_graph.LEFT, RAN_REST, SKIPPED_HEAD)
 LEFT, SKIPPED_HEAD = 0, 2
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def exits(exit_logits: np.ndarray, criterion: str, threshold: float) -> np.ndarray:
-    """True where a sample leaves at the exit."""
-    p = softmax(exit_logits)
-    if criterion == "confidence":
-        return p.max(axis=1) > threshold
-    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)
-    return entropy < threshold
 
 
 def load_exit_model(make_backend, artifact: dict, batch_size: int, backend_name: str):

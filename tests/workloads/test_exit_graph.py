@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from targets.agent.early_exit import exits
+from harness.core.exit_rule import exits
 from workloads.export import export_onnx
 from workloads.variants import exit_predictor
 from workloads.variants.exit_graph import LEFT, RAN_REST, SKIPPED_HEAD, one_call_graph

@@ -30,9 +30,9 @@ from torch import nn
 
 from harness.core.config import Table
 from harness.core.errors import ConfigError
+from harness.core.exit_rule import CRITERIA
 from harness.core.jobs import Artifact
 
-CRITERIA = ("confidence", "entropy")
 # parameters that do not change the trained network: every threshold's variant shares one build
 PER_VARIANT = ("threshold", "predictor", "one_call")
 # the head pools 2x2 first where the features are at least this wide: a 3x3 convolution at full
@@ -170,7 +170,7 @@ def fit_predictor(base, folder: Path, params: dict, exit_macs: dict):
     """The exit predictor for this threshold, fitted on the training split's pooled features."""
     import onnxruntime as ort
 
-    from targets.agent.early_exit import exits
+    from harness.core.exit_rule import exits
     from workloads.variants import exit_predictor
 
     def run(name: str, x):
