@@ -126,13 +126,14 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("model_bytes", "int", "bytes", "Size of the model file(s) the backend loads.", "bytes", ",.0f", low=0),
     C("params", "int", "", "Parameters (weights and biases) of the model.", "params", ",.0f", low=0),
     C("macs", "int", "MACs", "Multiply-accumulates of convolutions and matrix products per sample at batch 1 "
-                             "(onnx-tool); early exits: all stages (the worst case).", "MACs", ",.0f", low=0),
+                             "(onnx-tool); early exits: every part, exit predictor included (the worst case).", "MACs", ",.0f", low=0),
     C("weight_sparsity", "float", "", "Share of exact zeros among the weight matrices (unstructured "
                                       "pruning).", "sparsity", ".2f", low=0, high=1),
     C("exit_rate", "float", "", "Early exits: share of evaluation samples that left at the exit; empty "
                                 "otherwise.", "exits", ".3f", low=0, high=1),
-    C("expected_macs", "float", "MACs", "Early exits: the MACs per sample `exit_rate` implies (stage 1 for "
-                                        "those that exit, every stage for the rest).",
+    C("expected_macs", "float", "MACs", "Early exits: the MACs per sample the measured rates imply (the body "
+                                        "and any predictor for all, the head for those not sent past it, the "
+                                        "rest of the network for those that do not exit).",
       "expected MACs", ",.0f", low=0),
     C("exit_path", "str", "", "How an early-exit job ran: `one-call` (the runtime branches inside one graph, "
                                "ONNX If), `two-stage` (two runtime calls), `one-call+predictor` (an exit "
