@@ -22,6 +22,7 @@ for samples that stay). Each row's `exit_path` says which ran.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,9 +36,10 @@ from harness.core.jobs import Artifact
 
 # parameters that do not change the trained network: every threshold's variant shares one build
 PER_VARIANT = ("threshold", "predictor", "one_call")
-# the head pools 2x2 first where the features are at least this wide: a 3x3 convolution at full
-# resolution costs as much as a tenth of ResNet-8, which every sample that stays would pay
-POOL_MIN_PX = 8
+# the exit head max-pools the features to at most this grid, then classifies linearly: on MNIST's ResNet-8
+# as accurate as the whole network (97.8%) and cheaper than a strided convolution head, which cost as much
+# as a tenth of the network and was less sure of itself (measured: exit accuracy 94.2%)
+EXIT_GRID_PX = 7
 
 
 def parse(table: Table) -> dict:
@@ -84,18 +86,17 @@ def split(model: nn.Module, arch: str) -> tuple[nn.Module, nn.Module, int]:
 
 
 class Stage1(nn.Module):
-    """Input -> (features for stage 2, the exit's logits). The exit is T-RECX-like: a strided 3x3
-    convolution that doubles the channels, global pooling and a classifier (pooling the early features
-    alone leaves too little to classify), after a 2x2 average pooling when `pool`."""
+    """Input -> (features for stage 2, the exit's logits). The exit max-pools the features (height, width:
+    `feature_px`) to a grid of at most EXIT_GRID_PX a side and classifies them with one linear layer: two
+    cheap operators, so that the samples that stay pay little for having tried."""
 
-    def __init__(self, body: nn.Module, channels: int, n_classes: int, pool: bool = False):
-        from workloads.models import conv_bn_relu
-
+    def __init__(self, body: nn.Module, channels: int, n_classes: int, feature_px: tuple[int, int]):
         super().__init__()
         self.body = body
-        self.exit = nn.Sequential(*([nn.AvgPool2d(2)] if pool else []),
-                                  conv_bn_relu(channels, 2 * channels, stride=2), nn.AdaptiveAvgPool2d(1),
-                                  nn.Flatten(), nn.Linear(2 * channels, n_classes))
+        kernel = -(-min(feature_px) // EXIT_GRID_PX)
+        cells = math.prod(-(-px // kernel) for px in feature_px)  # ceil_mode: a partial window counts
+        self.exit = nn.Sequential(nn.MaxPool2d(kernel, ceil_mode=True), nn.Flatten(),
+                                  nn.Linear(channels * cells, n_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(x)
@@ -200,8 +201,8 @@ def build(base, variant) -> Artifact:
         x_train, y_train = base.data.load_train()
         x_eval, _ = base.data.load_eval()
         with torch.no_grad():
-            feature_hw = body(torch.from_numpy(x_eval[:1])).shape[-1]
-        joint = Joint(Stage1(body, channels, base.data.n_classes, pool=feature_hw >= POOL_MIN_PX), rest)
+            feature_px = tuple(body(torch.from_numpy(x_eval[:1])).shape[-2:])
+        joint = Joint(Stage1(body, channels, base.data.n_classes, feature_px), rest)
         training = base.workload.training
         epochs = training.epochs if params["epochs"] < 0 else params["epochs"]
         seed_everything(training.seed)
