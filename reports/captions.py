@@ -10,9 +10,15 @@ FRONT = ("Ringed: the Pareto front (no other point is both cheaper and more accu
 
 
 def protocol_text(protocol: dict) -> str:
-    """'3 timed windows of >= 1 s and >= 50 iterations each'."""
+    """'3 timed windows of >= 1 s and >= 50 iterations each', or the statistical rule's windows."""
     if not protocol:
         return "timed windows"
+    if protocol.get("stopping") == "statistical":
+        return (f"timed windows of >= {protocol.get('statistical_window_s')} s and >= "
+                f"{protocol.get('window_min_iterations')} iterations each, at least {protocol.get('min_windows')}, "
+                f"until the median's 99% confidence interval was within +-{protocol.get('median_ci_pct')}% (at most "
+                f"{protocol.get('max_windows')} windows or {protocol.get('max_timed_s')} s; each row's "
+                f"stopping_rule says what ended it)")
     return (f"{protocol.get('n_windows')} timed windows of >= {protocol.get('window_min_s')} s and >= "
             f"{protocol.get('window_min_iterations')} iterations each")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from reports.captions import protocol_text
 from reports.noise import busy_banner, concurrent_banner
 
 
@@ -25,8 +26,7 @@ def run_facts(info: dict) -> list[tuple[str, str]]:
         *([("board", board)] if board else []),
         ("runtimes", runtimes),
         ("protocol", f"warm-up >= {protocol.get('warmup_min_iterations')} it and >= "
-                     f"{protocol.get('warmup_min_s')} s; {protocol.get('n_windows')} windows of >= "
-                     f"{protocol.get('window_min_s')} s and >= {protocol.get('window_min_iterations')} it"),
+                     f"{protocol.get('warmup_min_s')} s; {protocol_text(protocol)}"),
         ("edgebench", f"{host.get('edgebench')} at {(git.get('commit') or 'no git')[:12]}"
                       f"{' (dirty)' if git.get('dirty') else ''}"),
         ("started / finished", f"{info.get('started_at')} / {info.get('finished_at', 'not finished')}"),
