@@ -33,6 +33,7 @@ import tomllib
 from harness.app.progress import QuietReporter
 from harness.app.runner import Bench, BenchRequest
 from reports.load import load_run
+from reports.noise import BUSY_OTHER_CORES
 
 WORKLOAD = Path(__file__).resolve().parent.parent / "workloads" / "mnist_resnet8.toml"
 SEEDS = (1, 2, 3, 4)
@@ -134,6 +135,11 @@ threads = [1]
               f"{r['latency_p50_ms']:8.4f} {r['latency_mean_ms']:8.4f} "
               f"{fp32['latency_p50_ms'] / r['latency_p50_ms']:8.2f}x "
               f"{r['macs']:11,.0f} {float(r['weight_sparsity'] or 0):9.2f} {exit_cols}")
+
+    busy = rows[rows["other_cpu_cores"].fillna(0) >= BUSY_OTHER_CORES]
+    if len(busy):
+        print(f"\nWARNING: other processes used >= {BUSY_OTHER_CORES} cores during {len(busy)} of {len(rows)} jobs "
+              f"(up to {busy['other_cpu_cores'].max():.2f}): the latency comparisons below are not trustworthy")
 
     def verdict(name, ok, detail):
         print(f"  {'MET ' if ok else 'MISSED'}  {name}: {detail}")
