@@ -172,10 +172,17 @@ class _Parallel:
                 self._start_workload(workload, names)
             while self.running:
                 self._wait()
+        except BaseException:
+            if self.pool is not None:
+                self.pool.terminate()  # a failure or Ctrl-C: no worker outlives the phase
+            raise
         finally:
             if self.pool is not None:
-                self.pool.terminate()  # done, or a failure or Ctrl-C: no worker outlives the phase
+                self.pool.close()  # done: the workers exit as processes do (their libraries clean up)
                 self.pool.join()
+                self.messages.close()
+                # released now, not at exit, where multiprocessing would warn of a leaked semaphore
+                self.pool = self.messages = None
 
     def _start_workload(self, workload: WorkloadSpec, names: set[str], timed: bool = True) -> None:
         """`timed`: False once a worker has built (and timed) the base model."""
