@@ -17,7 +17,7 @@ measured (LiteRT and low-bit QAT rows are shown without a target):
 
 `--only exits` runs fp32 and the early exits alone, on onnxruntime (a few minutes).
 
-    .venv/bin/python benchmarks/variant_targets.py [--window-s 2] [--windows 3] [--only exits]
+    .venv/bin/python benchmarks/variant_targets.py [--window-s 2] [--windows 3] [--only exits] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from statistics import mean
 
+import pandas as pd
 import tomllib
 
 from harness.app.progress import QuietReporter
@@ -37,6 +38,7 @@ from reports.noise import BUSY_OTHER_CORES
 
 WORKLOAD = Path(__file__).resolve().parent.parent / "workloads" / "mnist_resnet8.toml"
 SEEDS = (1, 2, 3, 4)
+LATENCY_COLUMNS = ["latency_p50_ms", "latency_mean_ms"]
 
 
 def student_pair(seed: int) -> str:
@@ -51,6 +53,16 @@ alpha = {alpha}
 seed = {seed}
 suites = ["full"]
 """ for kind, alpha in (("kd", 0.9), ("ce", 1.0)))
+
+
+def median_over_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (variant, backend) of the ok jobs: the latency columns' median over the runs, the rest
+    (accuracy, MACs, exit rates: the same in every run) from the first."""
+    ok = rows[rows["status"] == "ok"]
+    keys = ["variant", "backend"]
+    merged = ok.groupby(keys, sort=False).first()
+    merged[LATENCY_COLUMNS] = ok.groupby(keys, sort=False)[LATENCY_COLUMNS].median()
+    return merged.reset_index()
 
 
 def exits_only_workload() -> str:
@@ -98,6 +110,10 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--only", choices=("all", "exits"), default="all")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the suite this many times (artifacts cached) and take each job's median "
+                             "latency over the runs: on a machine whose speed drifts between minutes, jobs "
+                             "measured minutes apart compare better")
     args = parser.parse_args()
     exits_only = args.only == "exits"
 
@@ -120,12 +136,15 @@ window_min_iterations = 200
 backends = {'["onnxruntime"]' if exits_only else '["onnxruntime", "litert"]'}
 threads = [1]
 """)
-        store = Bench(QuietReporter()).start(BenchRequest(suite=str(suite)), Path(args.runs_dir))
-    _, rows = load_run(store.dir)
-    by = {r["variant"]: r for _, r in rows[rows["status"] == "ok"].iterrows()}
+        stores = [Bench(QuietReporter()).start(BenchRequest(suite=str(suite)), Path(args.runs_dir))
+                  for _ in range(args.repeats)]
+    all_rows = pd.concat([load_run(store.dir)[1] for store in stores])
+    rows = median_over_runs(all_rows)
+    by = {r["variant"]: r for _, r in rows.iterrows()}
     fp32 = by["fp32"]
 
-    print(f"\nrun {store.dir} (mnist-resnet8, 1 thread; speed-up vs onnxruntime fp32)\n")
+    print(f"\nrun(s) {', '.join(str(s.dir) for s in stores)} (mnist-resnet8, 1 thread; speed-up vs onnxruntime "
+          f"fp32; latency: median over {len(stores)} run(s))\n")
     print(f"{'variant':18s} {'backend':12s} {'accuracy':>9s} {'Δ pts':>7s} {'p50 ms':>8s} {'mean ms':>8s} "
           f"{'speed-up':>9s} {'MACs':>11s} {'sparsity':>9s} {'exits':>6s} {'exp. MACs':>11s} {'path':18s}")
     for name, r in by.items():
@@ -136,9 +155,9 @@ threads = [1]
               f"{fp32['latency_p50_ms'] / r['latency_p50_ms']:8.2f}x "
               f"{r['macs']:11,.0f} {float(r['weight_sparsity'] or 0):9.2f} {exit_cols}")
 
-    busy = rows[rows["other_cpu_cores"].fillna(0) >= BUSY_OTHER_CORES]
+    busy = all_rows[all_rows["other_cpu_cores"].fillna(0) >= BUSY_OTHER_CORES]
     if len(busy):
-        print(f"\nWARNING: other processes used >= {BUSY_OTHER_CORES} cores during {len(busy)} of {len(rows)} jobs "
+        print(f"\nWARNING: other processes used >= {BUSY_OTHER_CORES} cores during {len(busy)} of {len(all_rows)} jobs "
               f"(up to {busy['other_cpu_cores'].max():.2f}): the latency comparisons below are not trustworthy")
 
     def verdict(name, ok, detail):
