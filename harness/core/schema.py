@@ -126,7 +126,8 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("model_bytes", "int", "bytes", "Size of the model file(s) the backend loads.", "bytes", ",.0f", low=0),
     C("params", "int", "", "Parameters (weights and biases) of the model.", "params", ",.0f", low=0),
     C("macs", "int", "MACs", "Multiply-accumulates of convolutions and matrix products per sample at batch 1 "
-                             "(onnx-tool); early exits: every part, exit predictor included (the worst case).", "MACs", ",.0f", low=0),
+                             "(onnx-tool); early exits: every part, exit predictor included (the worst case).",
+      "MACs", ",.0f", low=0),
     C("weight_sparsity", "float", "", "Share of exact zeros among the weight matrices (unstructured "
                                       "pruning).", "sparsity", ".2f", low=0, high=1),
     C("exit_rate", "float", "", "Early exits: share of evaluation samples that left at the exit; empty "
