@@ -21,7 +21,8 @@ LEFT, SKIPPED_HEAD = 0, 2
 
 def load_exit_model(make_backend, artifact: dict, batch_size: int, backend_name: str):
     """The artifact's early-exit model on `make_backend()` instances: one call where the backend branches
-    inside a graph (its class says `runs_control_flow`), else two."""
+    inside a graph (its class says `runs_control_flow`), else two, where it returns every output of an
+    ONNX graph (`outputs`); otherwise a skip that says why."""
     if batch_size != 1:
         raise Unsupported("early exits decide per sample: batch_size must be 1")
     rule = artifact["exit"]
@@ -30,15 +31,16 @@ def load_exit_model(make_backend, artifact: dict, batch_size: int, backend_name:
     if one_call and getattr(first, "runs_control_flow", False):
         first.load({"files": {"onnx": one_call}})
         return OneCallExit(first, ONE_CALL_PREDICTOR if rule.get("predictor") else ONE_CALL)
+    if not hasattr(first, "outputs"):
+        raise Unsupported("early exits run as ONNX graphs, in one call where the runtime branches inside a graph "
+                          "(onnxruntime) or as two stages where it returns a graph's every output; {} does "
+                          "neither".format(backend_name))
     if rule.get("predictor"):
-        raise Unsupported("the exit predictor runs inside the one-call graph (an ONNX If); {} does not branch "
-                          "inside a graph here, so it runs early exits as two calls, without a predictor: "
-                          "run this variant on onnxruntime".format(backend_name))
+        raise Unsupported("the exit predictor runs inside the one-call graph (an ONNX If), which {} does not "
+                          "branch in: run this variant on onnxruntime".format(backend_name))
     stages = [first, make_backend()]
     for backend, stage in zip(stages, artifact["stages"]):
         backend.load({"files": {"onnx": stage["onnx"]}})
-        if not hasattr(backend, "outputs"):
-            raise Unsupported("backend {} cannot run the stages of an early-exit model".format(backend_name))
     return TwoStageExit(stages[0], stages[1], rule["criterion"], rule["threshold"])
 
 

@@ -193,6 +193,8 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
     # the final classifier is at least as good as the exit alone
     assert float(nobody["accuracy"]) >= float(everyone["accuracy"]) - 0.02
     assert rows[("exit-t0", "torch")]["status"] == "skipped"
+    for variant in ("exit-t0", "calls-t0", "predicted-t1"):  # torch runs no ONNX graph: one reason for all
+        assert "torch does neither" in rows[(variant, "torch")]["reason"]
     # onnxruntime branches inside the graph: one call; the same network as two calls answers the same
     two_calls = rows[("calls-t0", "onnxruntime")]
     assert (everyone["exit_path"], nobody["exit_path"], two_calls["exit_path"]) == ("one-call", "one-call",
