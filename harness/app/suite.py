@@ -55,6 +55,10 @@ class SuiteSpec:
 
 def parse_protocol(table: Table) -> MeasurementProtocol:
     default = MeasurementProtocol()
+    stopping = table.data.get("stopping", default.stopping)
+    if not isinstance(stopping, str):  # Table.take would say "expected str" alone
+        raise ConfigError(f"{table.where('stopping')} = {stopping!r}: expected a string; accepted: "
+                          f"{', '.join(STOPPING_RULES)}")
     settings = MeasurementProtocol(
         warmup_min_iterations=table.take("warmup_min_iterations", int, default.warmup_min_iterations,
                                          minimum=0),

@@ -2,7 +2,10 @@
 
 Two stopping rules. `fixed` (MLPerf Tiny's): `n_windows` windows of at least `window_min_s` each.
 `statistical`: windows of `statistical_window_s` until the median latency is known to `median_ci_pct`
-at 99% confidence (and there are the samples LoadGen needs for p90 and p99), or until a ceiling.
+at 99% confidence (and there are the samples LoadGen needs for p90 and p99), or until a ceiling:
+`max_windows` or `max_timed_s` of windows, whichever comes first, but never fewer than `min_windows`
+windows. The floor wins over the time: a slow model whose windows run window_min_iterations iterations
+each (1,000 of 50 ms: 50 s a window) runs min_windows of them however far past max_timed_s that takes.
 
 This module runs inside the agent on a board too, so it stays on the standard library and Python 3.8
 syntax. Timing uses the monotonic nanosecond clock that power sources on the same machine share.
@@ -55,7 +58,8 @@ class MeasurementProtocol:
     min_windows: int = 3
     # ... the precision it stops at: the 99% CI of the median within +-median_ci_pct % of the median ...
     median_ci_pct: float = 1.0
-    # ... and its ceiling: whichever comes first (a window is never cut short)
+    # ... and its ceiling: whichever comes first (a window is never cut short), but never fewer than
+    # min_windows windows: max_timed_s is passed when min_windows windows take longer
     max_windows: int = 20
     max_timed_s: float = 30.0
 
@@ -286,7 +290,7 @@ def run_windows(call: Callable[..., object], args: tuple, settings: MeasurementP
         if precision_reached(median_interval(sorted_windows), settings):
             result.stopping_rule = STATISTICAL
             break
-        # the time ceiling, like the precision, waits for min_windows
+        # the time ceiling, like the precision, waits for min_windows (max_timed_s is no bound below it)
         if (index + 1 >= settings.min_windows and end - first_start >= timed_ns) or index + 1 == planned:
             result.stopping_rule = CEILING
             break

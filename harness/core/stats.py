@@ -13,6 +13,7 @@ from harness.core.measurement import (
     MEDIAN_CI_CONFIDENCE,
     MIN_SAMPLES_P90,
     MIN_SAMPLES_P99,
+    MeasurementProtocol,
     MedianInterval,
     Window,
     median_interval,
@@ -66,19 +67,52 @@ def window_samples_sorted(latency_ns: np.ndarray, windows: list[Window]) -> list
     return [np.sort(part) for part in np.split(latency, np.cumsum(counts)[:-1])]
 
 
-def ceiling_warning(interval: MedianInterval, windows: list[Window]) -> str:
+def ceiling_warning(interval: MedianInterval, windows: list[Window],
+                    protocol: MeasurementProtocol | None = None) -> str:
+    """What a job that reached the statistical rule's ceiling lacked: the windows (fewer than min_windows),
+    the samples (fewer than LoadGen's 662 for p99) or the median's precision (its 99% CI wider than
+    +-median_ci_pct). Noise or drift is blamed only for the last: a slow model's windows hold few samples,
+    and a tight median without them is no fault of the machine.
+
+    Without `protocol` (a caller that does not pass the run's) min_windows and median_ci_pct are unknown:
+    the samples are still judged, and the CI is blamed only when the samples were there (the rule never
+    ends at its ceiling with the windows short, max_windows >= min_windows and the time ceiling waits for
+    min_windows, so then the CI was what it lacked)."""
     timed_s = (windows[-1].end_ns - windows[0].start_ns) / 1e9
-    return (f"the statistical stopping rule reached its ceiling ({len(windows)} windows, {timed_s:.1f} s) "
-            f"before the median was known to its target: {MEDIAN_CI_CONFIDENCE:.0%} CI +-"
-            f"{interval.half_width_pct:.2f}% (order statistics +-{interval.order_pct:.2f}%, window medians "
-            f"+-{interval.batch_pct or 0:.2f}%); the machine was noisy or drifting")
+    ci = (f"{MEDIAN_CI_CONFIDENCE:.0%} CI +-{interval.half_width_pct:.2f}% (order statistics "
+          f"+-{interval.order_pct:.2f}%, window medians +-{interval.batch_pct or 0:.2f}%)")
+    unmet, missing = [], []
+    if protocol is not None and interval.n_windows < protocol.min_windows:
+        unmet.append(f"{interval.n_windows} windows < min_windows {protocol.min_windows}")
+        missing.append("windows")
+    if interval.n_samples < MIN_SAMPLES_P99:
+        unmet.append(f"{interval.n_samples} samples < {MIN_SAMPLES_P99} needed for p99")
+        missing.append("samples")
+    if protocol is not None:
+        wide = interval.half_width_pct > protocol.median_ci_pct
+        target = f" > +-{protocol.median_ci_pct:g}% target"
+    else:
+        wide, target = not unmet, ""
+    said = f"the statistical stopping rule reached its ceiling ({len(windows)} windows, {timed_s:.1f} s)"
+    if wide:
+        wide_ci = f"the median's {ci}{target}"
+        return f"{said} with {'; '.join([*unmet, wide_ci])}: the machine was noisy or drifting"
+    more = ("longer windows (statistical_window_s) or a higher ceiling (max_windows, max_timed_s) give "
+            "them")
+    if protocol is None:
+        return f"{said} with {'; '.join(unmet)} (the median's {ci}); {more}"
+    return (f"{said} with {'; '.join(unmet) or 'its conditions met'}; the median was known to its target "
+            f"({ci} <= +-{protocol.median_ci_pct:g}%): not noise, only the {' and '.join(missing) or 'ceiling'}"
+            f" {'were' if missing else 'was'} missing; {more}")
 
 
 def summarize(latency_ns: np.ndarray, windows: list[Window], batch_size: int,
-              rules: ValidityRules = ValidityRules(), stopping_rule: str | None = None) -> dict:
+              rules: ValidityRules = ValidityRules(), stopping_rule: str | None = None,
+              protocol: MeasurementProtocol | None = None) -> dict:
     """Row metrics, `valid`, `invalid_reasons` and `warnings` for one job's timed windows.
     `stopping_rule` is what ended them (measurement.ENDED_BY); a target that does not say ran the fixed
-    rule, the only one there was before."""
+    rule, the only one there was before. `protocol`, the run's, lets a ceiling's warning name its
+    min_windows and median_ci_pct (see ceiling_warning)."""
     if stopping_rule not in (None, *ENDED_BY):
         raise ValueError(f"stopping rule {stopping_rule!r}; accepted: {', '.join(ENDED_BY)}")
     row = latency_summary_ms(latency_ns)
@@ -113,7 +147,7 @@ def summarize(latency_ns: np.ndarray, windows: list[Window], batch_size: int,
     if row["latency_max_ms"] >= (1 + OUTLIER_WARN_FRACTION) * mean:
         warnings.append(f"max {row['latency_max_ms']:.3g} ms is >= 50% above the mean")
     if stopping_rule == CEILING:
-        warnings.append(ceiling_warning(interval, windows))
+        warnings.append(ceiling_warning(interval, windows, protocol))
     if len(throughputs) > 1:
         spread = (max(throughputs) - min(throughputs)) / row["throughput_ips"]
         if spread >= THROUGHPUT_SPREAD_WARN_FRACTION:

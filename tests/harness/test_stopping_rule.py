@@ -24,7 +24,7 @@ from harness.core.measurement import (
     run_windows,
     t_quantile,
 )
-from harness.core.stats import summarize
+from harness.core.stats import ceiling_warning, summarize
 
 
 class FakeClock:
@@ -100,6 +100,66 @@ def test_a_drifting_call_runs_to_the_ceiling_and_the_row_says_so(clock):
     assert "statistical stopping rule reached its ceiling (6 windows" in row["warnings"]
 
 
+def test_a_slow_steady_call_lacks_only_samples_and_the_warning_does_not_blame_noise(clock):
+    # 10 ms calls, 0.2 s windows of 20: the median is tight after the first windows, but the time ceiling
+    # (3 s) comes at 300 samples, before p99's 662
+    noise = random.Random(3)
+    call = call_taking(clock, lambda i: 10_000_000 + noise.randrange(0, 20_000))
+    settings = statistical(statistical_window_s=0.2, window_min_iterations=20, max_windows=20, max_timed_s=3.0)
+    timed = run_windows(call, (), settings)
+    assert timed.stopping_rule == CEILING and len(timed.windows) == 15 and len(timed.latency_ns) == 300
+    latency = np.frombuffer(timed.latency_ns, dtype=np.int64)
+    warning = summarize(latency, timed.windows, 1, stopping_rule=CEILING, protocol=settings)["warnings"]
+    assert "reached its ceiling (15 windows, 3.0 s) with 300 samples < 662 needed for p99; the median was " \
+           "known to its target (99% CI +-" in warning
+    assert "<= +-1%): not noise, only the samples were missing" in warning
+    assert "noisy" not in warning and "drifting" not in warning
+    # without the run's protocol the target is unknown: the samples are named, the CI shown, nothing blamed
+    unknown = summarized(timed)["warnings"]
+    assert "with 300 samples < 662 needed for p99 (the median's 99% CI +-" in unknown
+    assert "noisy" not in unknown and "target" not in unknown
+
+
+def windows_of(counts: list[int]) -> list[measurement.Window]:
+    return [measurement.Window(i * 10**9, (i + 1) * 10**9, n) for i, n in enumerate(counts)]
+
+
+def test_the_ceiling_warning_names_each_unmet_condition():
+    steady = measurement.MedianInterval(1e6, 1000, 2, 0.1, 0.2)
+    # too few windows (a ceiling below min_windows, or a target that stopped early), the samples there
+    text = ceiling_warning(steady, windows_of([500, 500]), statistical(min_windows=3))
+    assert "(2 windows, 2.0 s) with 2 windows < min_windows 3; the median was known to its target" in text
+    assert "only the windows were missing" in text and "noisy" not in text
+    # windows and samples both short
+    few = measurement.MedianInterval(1e6, 200, 2, 0.1, 0.2)
+    text = ceiling_warning(few, windows_of([100, 100]), statistical(min_windows=3))
+    assert "with 2 windows < min_windows 3; 200 samples < 662 needed for p99;" in text
+    assert "only the windows and samples were missing" in text
+    # the CI: only then the machine is blamed, the target named
+    wide = measurement.MedianInterval(1e6, 4000, 8, 0.3, 2.5)
+    text = ceiling_warning(wide, windows_of([500] * 8), statistical(median_ci_pct=1.0))
+    assert text.endswith("with the median's 99% CI +-2.50% (order statistics +-0.30%, window medians +-2.50%) "
+                         "> +-1% target: the machine was noisy or drifting")
+    # the samples short and the CI wide: both named, the noise blamed for the CI
+    both = measurement.MedianInterval(1e6, 300, 8, 0.3, 2.5)
+    text = ceiling_warning(both, windows_of([40] * 8), statistical(median_ci_pct=1.0))
+    assert "with 300 samples < 662 needed for p99; the median's 99% CI +-2.50%" in text
+    assert text.endswith("> +-1% target: the machine was noisy or drifting")
+    # no protocol: with the samples there, the CI is what the ceiling lacked
+    assert ceiling_warning(wide, windows_of([500] * 8)).endswith("window medians +-2.50%): the machine was "
+                                                                 "noisy or drifting")
+
+
+def test_the_time_ceiling_never_ends_before_min_windows(clock):
+    # windows of 1,000 iterations of ~50 ms: 50 s each, 5% slower each window (the median is never known);
+    # max_timed_s = 30 s is passed to reach min_windows = 3, and the rule stops there
+    call = call_taking(clock, lambda i: int(50_000_000 * (1 + 0.05 * (i // 1000))))
+    timed = run_windows(call, (), statistical(warmup_min_iterations=0, window_min_iterations=1000, max_timed_s=30.0,
+                                              max_windows=20))
+    assert timed.stopping_rule == CEILING and len(timed.windows) == 3
+    assert (timed.windows[-1].end_ns - timed.windows[0].start_ns) / 1e9 == pytest.approx(157.5)
+
+
 def test_a_noisy_call_stops_at_the_time_ceiling(clock):
     noise = random.Random(2)
     call = call_taking(clock, lambda i: int(1_000_000 * noise.lognormvariate(0, 1.0)))
@@ -167,6 +227,8 @@ def protocol_from(values: dict) -> MeasurementProtocol:
     ({"median_ci_pct": 0}, "key 'protocol.median_ci_pct' = 0.0: accepted: values >= 0.01 and <= 100.0"),
     ({"max_timed_s": "30"}, "key 'protocol.max_timed_s' = '30': expected float"),
     ({"stoping": "fixed"}, "key 'protocol.stoping' is not a known key"),
+    ({"stopping": 1}, "key 'protocol.stopping' = 1: expected a string; accepted: fixed, statistical"),
+    ({"stopping": True}, "key 'protocol.stopping' = True: expected a string; accepted: fixed, statistical"),
 ])
 def test_protocol_errors_name_the_key_and_what_is_accepted(values, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
