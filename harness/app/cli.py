@@ -80,20 +80,25 @@ def _request(args):
 
 
 def _dry_run(args) -> int:
-    """The plan and its time estimate; nothing built, opened or written (a resumed run: read, not migrated)."""
+    """The plan and its time estimate; nothing built or measured, no run directory or cache entry written.
+    With --resume the run is opened and checked as --resume opens and checks it (RunStore.open, then the
+    configuration's hash), so a run --resume would refuse is refused here with the same error; the estimate
+    learns from the runs beside it (its parent directory, where --resume's own run goes)."""
     from harness.app.plan import dry_run_text
     from harness.app.runner import BenchRequest, resolve
 
-    finished = set()
-    if args.resume:
-        from harness.core.migrations import read_run
+    if not args.resume:
+        print(dry_run_text(resolve(_request(args)), Path(args.runs_dir)))
+        return 0
+    from harness.app.resume_check import check_unchanged
+    from harness.core.rundir import RunStore
 
-        data = read_run(Path(args.resume))
-        request = BenchRequest(**data.info["request"])
-        finished = {r["job_id"] for r in data.rows if r["status"] in ("ok", "skipped")}
-    else:
-        request = _request(args)
-    print(dry_run_text(resolve(request), Path(args.runs_dir), finished))
+    with RunStore.open(Path(args.resume)) as store:
+        info = store.run_info()
+        run = resolve(BenchRequest(**info["request"]))
+        check_unchanged(Path(args.resume), run, info["config_hash"])
+        notes = [note for note in [store.migration_note, *store.notes] if note]
+        print(dry_run_text(run, store.dir.parent, store.finished_job_ids(), notes))
     return 0
 
 

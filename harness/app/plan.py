@@ -5,12 +5,18 @@ The estimate is the protocol's floor (warm-up, and the windows' minimum duration
 run's latency of the same job where runs/ has one (a window also runs window_min_iterations iterations;
 the accuracy pass is then bounded by n_eval x that latency). Building, loading models and starting agents
 are not counted: the cache decides the first, and none of them depends on the stopping rule.
+
+With --resume (cli._dry_run) the run is opened as --resume opens it (RunStore.open: a run of an older
+format is migrated in place, as --resume would, and its lock is held while it is read) and refused where
+--resume would refuse it (its configuration's hash, resume_check.check_unchanged); its finished jobs are
+left out and earlier latencies come from the runs in its own parent directory, not --runs-dir.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,16 +171,18 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
 
 
-def dry_run_text(run: ResolvedRun, runs_dir: Path, finished: set[str] = frozenset()) -> str:
-    """The plan as text: the protocol, one line per pending job with its estimate, and the totals."""
+def dry_run_text(run: ResolvedRun, runs_dir: Path, finished: set[str] = frozenset(),
+                 notes: Sequence[str] = ()) -> str:
+    """The plan as text: the protocol, one line per pending job with its estimate, and the totals.
+    `finished`: a resumed run's jobs that will not run again; `notes`: what opening it said."""
     protocol = Bench._protocol(run)  # the runner's own windows (a power meter's lengthen them)
-    jobs, notes = planned_jobs(run)
+    jobs, plan_notes = planned_jobs(run)
     pending = [j for j in jobs if j.job_id not in finished]
     earlier = earlier_rows(runs_dir, run.target.name)
     estimates = [estimate(protocol, job, earlier.get(job.job_id)) for job in pending]
     statistical = protocol.stopping == STATISTICAL
     lines = [f"dry run: target {run.target.name}, suite {run.suite.name}: nothing is built or measured",
-             f"protocol: {describe_rule(protocol)}", *(f"note: {n}" for n in [*run.notes, *notes])]
+             f"protocol: {describe_rule(protocol)}", *(f"note: {n}" for n in [*notes, *run.notes, *plan_notes])]
     links = any(job.link for job in pending)  # a column only where split jobs run over links
     header = ["workload", "variant", "backend", "threads", "batch", *(["link"] if links else []), "warm-up s",
               "accuracy s", "timed s (typical)" if statistical else "timed s",
