@@ -2,7 +2,9 @@
 
 Covers the full suite's jobs whose model one backend call runs (early exits and split variants are left
 out: they need the agent's two-stage runner and a tail server), restricted by --workloads, --variants,
---backends and --threads (defaults: a subset that runs in ~10 minutes on 2 cores; batch 1). Each job's
+--backends and --threads. The defaults measure a subset that runs in ~10 minutes on 2 cores: the full
+suite's onnxruntime jobs at 1 thread and batch 1 (8 jobs), latency only (no accuracy pass); the suite's
+torch and litert jobs and its all-cores (2-thread here) jobs are not measured. Each job's
 model is loaded once and measured back to back under both rules with the agent's own loop
 (harness.core.measurement.run_windows) and the full suite's [protocol] (warm-up >= 2 s; fixed: 5 windows of
 >= 10 s; statistical: windows of >= 1 s until the median's 99% CI is within +-1%, ceiling 20 windows / 30 s);
