@@ -6,6 +6,11 @@ Base models come first (a workload's variants start from its trained model); a w
 handed out as soon as its base model exists, those that train first (the longest builds). Variants that a
 family expands from one entry (early exits: one per threshold) share one built artifact and go to one
 worker together, so that no worker waits on another's lock.
+
+Each artifact is said (`on_ready`) as soon as it is ready, so a failed or interrupted build has said those
+that finished. A worker that dies (the OOM killer) fails the phase with an error naming what was being
+built (concurrent.futures marks its pool broken; multiprocessing.Pool would lose the task and wait
+forever); a failure or Ctrl-C ends every worker at once, without waiting for their builds.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ import os
 import queue
 import signal
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 
+from harness.core.errors import ConfigError, EdgebenchError
 from workloads.build import BaseModel, Progress, build_base, build_variants
 from workloads.cache import NotCached, built_entries, cached_only
 from workloads.spec import TRAINING_FAMILIES, WorkloadSpec
@@ -28,6 +37,14 @@ from workloads.variants import FAMILIES, single
 MAX_BUILD_WORKERS = 4
 WORKERS_ENV = "EDGEBENCH_BUILD_WORKERS"  # 1: build in this process, one artifact after another
 POLL_S = 0.1  # how often the waiting process shows the workers' progress
+EXIT_WAIT_S = 30.0  # how long finished workers may take to exit (their libraries clean up) before they are ended
+KILL_WAIT_S = 2.0   # how long ended workers (SIGTERM) may take before SIGKILL
+
+
+class BuildWorkerDied(EdgebenchError):
+    """A build worker process died (killed: the OOM killer, a signal) while it built an artifact."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -52,8 +69,19 @@ class BuildPhase:
     bases: dict[str, BaseModel] = field(default_factory=dict)
     artifacts: dict[tuple[str, str], object] = field(default_factory=dict)  # (workload, variant) -> Artifact
     times: list[BuildTime] = field(default_factory=list)
-    workers: int = 1
+    workers: int = 0  # worker processes started (0: none; what was not cached was built in this process)
     wall_s: float = 0.0
+    on_ready: Callable[[BuildTime], None] = field(default=lambda record: None, repr=False, compare=False)
+
+    def ready(self, records: list[BuildTime]) -> None:
+        """Artifacts ready (built or from the cache): kept and said at once."""
+        for record in records:
+            self.times.append(record)
+            self.on_ready(record)
+
+    @property
+    def built(self) -> int:
+        return sum(not t.cached for t in self.times)
 
     def describe(self) -> dict:
         """run.json's record of the phase."""
@@ -63,12 +91,17 @@ class BuildPhase:
 
 
 def build_workers() -> int:
-    """Worker processes for a build: $EDGEBENCH_BUILD_WORKERS, else one per usable core (at most
-    MAX_BUILD_WORKERS)."""
+    """Worker processes for a build: $EDGEBENCH_BUILD_WORKERS (1 to the usable cores; 1: in this process),
+    else one per usable core (at most MAX_BUILD_WORKERS)."""
+    cores = usable_cores()
     given = os.environ.get(WORKERS_ENV, "").strip()
-    if given.isdigit() and int(given) >= 1:
-        return int(given)
-    return max(1, min(usable_cores(), MAX_BUILD_WORKERS))
+    if not given:
+        return max(1, min(cores, MAX_BUILD_WORKERS))
+    if not given.isdigit() or not 1 <= int(given) <= cores:
+        raise ConfigError(f"{WORKERS_ENV}={given!r}: not a number of build workers; accepted: an integer from 1 "
+                          f"to {cores} (the usable cores; 1 builds in this process), or unset: one per core, at "
+                          f"most {MAX_BUILD_WORKERS}")
+    return int(given)
 
 
 def variant_groups(workload: WorkloadSpec, names: set[str]) -> list[list[str]]:
@@ -83,16 +116,18 @@ def variant_groups(workload: WorkloadSpec, names: set[str]) -> list[list[str]]:
     return sorted(groups.values(), key=lambda group: family[group[0]] not in TRAINING_FAMILIES)
 
 
-def build_phase(wanted: list[tuple[WorkloadSpec, set[str]]], progress: Progress = lambda msg: None) -> BuildPhase:
+def build_phase(wanted: list[tuple[WorkloadSpec, set[str]]], progress: Progress = lambda msg: None,
+                on_ready: Callable[[BuildTime], None] = lambda record: None) -> BuildPhase:
     """Every (workload, variant names) in `wanted` built or taken from the cache, each artifact's time in
-    the order they were ready."""
-    phase = BuildPhase(workers=build_workers())
+    the order they were ready; `on_ready(record)` as each is ready (before a failure: those that were)."""
+    workers = build_workers()
+    phase = BuildPhase(on_ready=on_ready)
     start = time.perf_counter()
-    if phase.workers == 1:
+    if workers == 1:
         for workload, names in wanted:
-            phase.times += _build_task(workload, sorted(names, key=_order(workload)), progress, phase)
+            _build_task(workload, sorted(names, key=_order(workload)), progress, phase)
     else:
-        _Parallel(phase, progress).run(wanted)
+        _Parallel(phase, progress, workers).run(wanted)
     phase.wall_s = time.perf_counter() - start
     return phase
 
@@ -102,24 +137,20 @@ def _order(workload: WorkloadSpec):
     return names.index
 
 
-def _build_task(workload: WorkloadSpec, names: list[str] | None, progress: Progress,
-                phase: BuildPhase | None = None) -> list[BuildTime]:
+def _build_task(workload: WorkloadSpec, names: list[str] | None, progress: Progress, phase: BuildPhase) -> None:
     """The workload's base model and then the variants `names` (None: the base model only), timed each;
-    the artifacts go into `phase` (in a worker: returned, see _worker_task)."""
+    the artifacts and times go into `phase` (said as each is ready)."""
     start = time.perf_counter()
     with built_entries() as built:
         base = build_base(workload, progress)
-    times = [BuildTime(workload.name, None, time.perf_counter() - start, cached=not built)]
-    if phase is not None:
-        phase.bases[workload.name] = base
+    phase.bases[workload.name] = base
+    phase.ready([BuildTime(workload.name, None, time.perf_counter() - start, cached=not built)])
     for name in names or ():
         start = time.perf_counter()
         with built_entries() as built:
             artifact = build_variants(base, {name}, progress)[name]
-        times.append(BuildTime(workload.name, name, time.perf_counter() - start, cached=not built))
-        if phase is not None:
-            phase.artifacts[(workload.name, name)] = artifact
-    return times
+        phase.artifacts[(workload.name, name)] = artifact
+        phase.ready([BuildTime(workload.name, name, time.perf_counter() - start, cached=not built)])
 
 
 # In a worker process: where progress lines go (a queue the parent reads).
@@ -138,7 +169,8 @@ def _worker_init(messages, threads: int) -> None:
 
 def _worker_task(workload: WorkloadSpec, names: list[str] | None) -> tuple[list[BuildTime], dict]:
     phase = BuildPhase()
-    times = _build_task(workload, names, _worker_progress, phase)
+    _build_task(workload, names, _worker_progress, phase)
+    times = phase.times
     if names is not None:  # the base model was there already: its time is the parent's
         times = times[1:]
     return times, phase.artifacts
@@ -146,7 +178,7 @@ def _worker_task(workload: WorkloadSpec, names: list[str] | None) -> tuple[list[
 
 @dataclass
 class _Task:
-    result: object               # the pool's AsyncResult
+    future: Future
     workload: WorkloadSpec
     names: set[str]              # the workload's variants this run needs
     group: list[str] | None      # what the task builds: these variants, or (None) the base model
@@ -160,10 +192,13 @@ class _Parallel:
     """What is cached is taken here (cached_only); each base model or variant group that is not goes to a
     worker; a workload's variants are looked at once its base model exists."""
 
-    def __init__(self, phase: BuildPhase, progress: Progress):
-        self.phase, self.progress = phase, progress
-        self.pool = None
+    worker_task = staticmethod(_worker_task)  # what a worker runs (tests give a stand-in)
+
+    def __init__(self, phase: BuildPhase, progress: Progress, workers: int):
+        self.phase, self.progress, self.workers = phase, progress, workers
+        self.pool: ProcessPoolExecutor | None = None
         self.messages = None
+        self.processes: dict[int, multiprocessing.Process] = {}  # every worker the pool started
         self.running: list[_Task] = []
 
     def run(self, wanted: list[tuple[WorkloadSpec, set[str]]]) -> None:
@@ -172,17 +207,45 @@ class _Parallel:
                 self._start_workload(workload, names)
             while self.running:
                 self._wait()
+        except BrokenProcessPool:
+            self._end_workers()
+            raise self._died() from None
         except BaseException:
-            if self.pool is not None:
-                self.pool.terminate()  # a failure or Ctrl-C: no worker outlives the phase
+            self._end_workers()  # a failure or Ctrl-C: no worker outlives the phase, none is waited for
             raise
-        finally:
-            if self.pool is not None:
-                self.pool.close()  # done: the workers exit as processes do (their libraries clean up)
-                self.pool.join()
-                self.messages.close()
-                # released now, not at exit, where multiprocessing would warn of a leaked semaphore
-                self.pool = self.messages = None
+        else:
+            self._end_workers(finished=True)
+
+    def _died(self) -> BuildWorkerDied:
+        building = "; ".join(task.what for task in self.running) or "an artifact"
+        killed = sorted({-p.exitcode for p in self.processes.values()
+                         if p.exitcode is not None and p.exitcode < 0 and -p.exitcode != signal.SIGTERM})
+        how = f" (killed by {', '.join(signal.Signals(n).name for n in killed)})" if killed else ""
+        return BuildWorkerDied(f"a build worker process died{how} while building {building}: perhaps the OOM "
+                               f"killer ended it, {self.workers} workers building at once take more memory than "
+                               f"this machine has; try {WORKERS_ENV}=1 (one artifact after another, in this "
+                               f"process); what was built before is in the cache")
+
+    def _end_workers(self, finished: bool = False) -> None:
+        """The pool shut down without waiting on its builds; its workers given EXIT_WAIT_S to exit when they
+        are `finished` (else none), then ended (SIGTERM, then SIGKILL)."""
+        if self.pool is None:
+            return
+        self.processes.update(self.pool._processes or {})
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + (EXIT_WAIT_S if finished else 0.0)
+        for process in self.processes.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+        for ending, wait in ((multiprocessing.Process.terminate, KILL_WAIT_S), (multiprocessing.Process.kill, 1.0)):
+            alive = [p for p in self.processes.values() if p.is_alive()]
+            for process in alive:
+                ending(process)
+            deadline = time.monotonic() + wait
+            for process in alive:
+                process.join(max(0.0, deadline - time.monotonic()))
+        self.messages.close()
+        # released now, not at exit, where multiprocessing would warn of a leaked semaphore
+        self.pool = self.messages = None
 
     def _start_workload(self, workload: WorkloadSpec, names: set[str], timed: bool = True) -> None:
         """`timed`: False once a worker has built (and timed) the base model."""
@@ -195,7 +258,7 @@ class _Parallel:
             return
         self.phase.bases[workload.name] = base
         if timed:
-            self.phase.times.append(BuildTime(workload.name, None, time.perf_counter() - start, cached=True))
+            self.phase.ready([BuildTime(workload.name, None, time.perf_counter() - start, cached=True)])
         self._start_variants(workload, base, names)
 
     def _start_variants(self, workload: WorkloadSpec, base: BaseModel, names: set[str]) -> None:
@@ -210,7 +273,7 @@ class _Parallel:
                     missing.append(name)
                     continue
                 self.phase.artifacts[(workload.name, name)] = artifact
-                self.phase.times.append(BuildTime(workload.name, name, time.perf_counter() - start, cached=True))
+                self.phase.ready([BuildTime(workload.name, name, time.perf_counter() - start, cached=True)])
             if missing:
                 self._submit(workload, names, missing)
 
@@ -218,14 +281,17 @@ class _Parallel:
         if self.pool is None:
             context = multiprocessing.get_context("spawn")  # no forked copy of this process' thread pools
             self.messages = context.Queue()
-            threads = max(1, usable_cores() // self.phase.workers)
-            self.pool = context.Pool(self.phase.workers, _worker_init, (self.messages, threads))
-        self.running.append(_Task(self.pool.apply_async(_worker_task, (workload, group)), workload, names, group))
+            threads = max(1, usable_cores() // self.workers)
+            self.pool = ProcessPoolExecutor(self.workers, context, _worker_init, (self.messages, threads))
+            self.phase.workers = self.workers
+        future = self.pool.submit(self.worker_task, workload, group)
+        self.processes.update(self.pool._processes or {})  # started as tasks come: each is ended at the end
+        self.running.append(_Task(future, workload, names, group))
         self._show_running()
 
     def _show_running(self) -> None:
         if self.running:
-            self.progress(f"building in {self.phase.workers} processes: "
+            self.progress(f"building in {self.workers} processes: "
                           f"{'; '.join(task.what for task in self.running)}")
 
     def _wait(self) -> None:
@@ -233,11 +299,12 @@ class _Parallel:
             self.progress(self.messages.get(timeout=POLL_S))
         except queue.Empty:
             pass
-        for task in [t for t in self.running if t.result.ready()]:
+        done = [t for t in self.running if t.future.done()]
+        for task in sorted(done, key=lambda t: t.future.exception() is not None):  # what finished first
+            times, artifacts = task.future.result()  # a worker's exception is raised here
             self.running.remove(task)
-            times, artifacts = task.result.get()  # a worker's exception is raised here
-            self.phase.times += times
             self.phase.artifacts.update(artifacts)
+            self.phase.ready(times)
             if task.group is None:  # the base model exists: its variants can start
                 self._start_workload(task.workload, task.names, timed=False)
             self._show_running()

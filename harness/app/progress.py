@@ -78,7 +78,8 @@ class QuietReporter:
         self._say(message)
 
     def build_finished(self, record: BuildTime) -> None:
-        """One artifact of the build phase ready: how long it took, built or found in the cache."""
+        """One artifact of the build phase ready (said at once, not when the phase ends): how long it took,
+        built or found in the cache."""
         self._say(build_line(record))
 
     def status(self, message: str) -> None:

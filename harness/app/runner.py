@@ -340,6 +340,8 @@ class Bench:
             pending = [j for j in jobs if j.job_id not in finished]
             if farm is not None and run.target.farm.replicate:
                 pending = jobs  # which boards still need a job is known as each board joins
+            if store is not None:  # resuming: the build's lines go to the run's log as they come
+                self.reporter.keep_log(store.log_path)
             try:
                 artifacts, analyses, built = self._build(run, pending)
             except KeyboardInterrupt:
@@ -351,7 +353,8 @@ class Bench:
                                       "replicate": run.target.farm.replicate}})
             self.reporter.keep_log(store.log_path)
             info = store.run_info()
-            info.setdefault("build_times", []).append(built.describe())  # one entry per (resumed) session
+            if built.times:  # one entry per (resumed) session that needed artifacts
+                info.setdefault("build_times", []).append(built.describe())
             if analyses:
                 info.setdefault("split_analysis", {}).update(analyses)
             store.write_run_info(info)
@@ -407,13 +410,13 @@ class Bench:
         needed = {(j.workload, j.variant) for j in pending}
         split_workloads = {j.workload for j in pending if j.link}
         wanted = [(w, names) for w in run.workloads if (names := {v for n, v in needed if n == w.name})]
-        phase = build_phase(wanted, self.reporter.status)
-        # said once the phase is whole: a build that fails says its error alone, on one line
-        for record in phase.times:
-            self.reporter.build_finished(record)
-        cached = sum(t.cached for t in phase.times)
-        self.reporter.note(f"build: {len(phase.times) - cached} artifacts built, {cached} cached, in "
-                           f"{phase.wall_s:.1f} s ({phase.workers} worker process(es))")
+        # a line per artifact as it is ready: a build that fails or is interrupted has said those that were
+        phase = build_phase(wanted, self.reporter.status, self.reporter.build_finished)
+        if phase.times:
+            where = (f"{phase.workers} worker processes" if phase.workers else
+                     "in this process" if phase.built else "no worker started")
+            self.reporter.note(f"build: {phase.built} artifacts built, {len(phase.times) - phase.built} cached, "
+                               f"in {phase.wall_s:.1f} s ({where})")
         workloads = {w.name: w for w in run.workloads}
         for (workload, name), artifact in phase.artifacts.items():
             for backend, options in artifact.backend_options.items():

@@ -4,13 +4,20 @@ artifact timed; the run says so per artifact (a line each, run.json's build_time
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from helpers import tiny_workload_toml, write
 
 from harness.app.progress import QuietReporter, RunLog
+from harness.core.errors import ConfigError
 from workloads import build_pool
-from workloads.build_pool import BuildTime, build_phase, variant_groups
+from workloads.build_pool import BuildTime, BuildWorkerDied, build_phase, variant_groups
 from workloads.cache import NotCached, built_entries, cached_dir, cached_only
 from workloads.spec import load_workload
 
@@ -65,9 +72,10 @@ def test_a_parallel_build_equals_the_serial_one_and_a_second_takes_the_cache_in_
                                    + VARIANTS))
     names = {v.name for v in workload.variants}
     monkeypatch.setenv(build_pool.WORKERS_ENV, "2")
-    status = []
-    first = build_phase([(workload, names)], status.append)
-    assert first.workers == 2
+    monkeypatch.setattr(build_pool, "usable_cores", lambda: 2)  # two workers of one thread, however many cores
+    status, said = [], []
+    first = build_phase([(workload, names)], status.append, said.append)
+    assert first.workers == 2 and said == first.times  # each said as it was ready
     assert set(first.artifacts) == {("bt-parallel", n) for n in names}
     built = {t.variant for t in first.times if not t.cached}
     # the base model and every variant that has files of its own built in a worker (the baseline is the base)
@@ -79,10 +87,11 @@ def test_a_parallel_build_equals_the_serial_one_and_a_second_takes_the_cache_in_
     again = build_phase([(workload, names)])
     assert all(t.cached for t in again.times) and len(again.times) == len(names) + 1
     assert again.artifacts == first.artifacts
+    assert again.workers == 0 and again.describe()["workers"] == 0  # no worker started
 
     monkeypatch.setenv(build_pool.WORKERS_ENV, "1")  # in this process, the same artifacts
     serial = build_phase([(workload, names)])
-    assert serial.workers == 1 and serial.artifacts == first.artifacts
+    assert serial.workers == 0 and serial.artifacts == first.artifacts
     assert serial.describe()["artifacts"][0] == {"workload": "bt-parallel", "variant": None,
                                                  "seconds": pytest.approx(serial.times[0].seconds, abs=1e-3),
                                                  "cached": True}
@@ -97,8 +106,103 @@ def test_a_worker_failure_is_the_build_error(tmp_path, monkeypatch):
     hint = { teacher_layer = "no.such.layer", student_layer = "features.1", epochs = 1 }
     """))
     monkeypatch.setenv(build_pool.WORKERS_ENV, "2")
+    monkeypatch.setattr(build_pool, "usable_cores", lambda: 2)
+    said = []
     with pytest.raises(Exception, match="no.such.layer"):
-        build_phase([(workload, {"hint"})])
+        build_phase([(workload, {"hint"})], on_ready=said.append)
+    assert [(t.variant, t.cached) for t in said] == [(None, False)]  # the base model was said before the error
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5", "3"])
+def test_a_bad_worker_count_is_an_error_naming_the_variable(monkeypatch, value):
+    monkeypatch.setattr(build_pool, "usable_cores", lambda: 2)
+    monkeypatch.setenv(build_pool.WORKERS_ENV, value)
+    with pytest.raises(ConfigError) as raised:
+        build_phase([])
+    assert str(raised.value).startswith(f"EDGEBENCH_BUILD_WORKERS={value!r}: not a number of build workers; "
+                                        f"accepted: an integer from 1 to 2 (the usable cores")
+    monkeypatch.setenv(build_pool.WORKERS_ENV, " 2 ")
+    assert build_pool.build_workers() == 2
+    monkeypatch.delenv(build_pool.WORKERS_ENV)
+    assert build_pool.build_workers() == 2
+
+
+# ---- stand-ins for a worker's build (run in spawned workers: module level, importable by name) ----
+
+def _fake_base(workload, progress):
+    """The parent's look into the cache: a base model is there once its stand-in build wrote the file."""
+    if Path(workload.marker).exists():
+        return SimpleNamespace(workload=workload)
+    raise build_pool.NotCached("base", workload.name)
+
+
+def _fake_task(workload, names):
+    Path(workload.marker + ".pid").write_text(str(os.getpid()))
+    if workload.name == "quick":
+        Path(workload.marker).write_text("built")
+        return [BuildTime(workload.name, None, 0.25, cached=False)], {}
+    if workload.name == "dies":
+        time.sleep(1.0)  # after "quick" is done
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer does
+    if workload.name == "tick":
+        time.sleep(1.0)  # both builds under way
+        build_pool._worker_progress("tick")
+    time.sleep(120)  # a long build: the phase does not wait for it
+    return [], {}
+
+
+@pytest.fixture
+def fake_builds(tmp_path, monkeypatch):
+    monkeypatch.setenv(build_pool.WORKERS_ENV, "3")
+    monkeypatch.setattr(build_pool, "usable_cores", lambda: 3)
+    monkeypatch.setattr(build_pool, "build_base", _fake_base)
+    monkeypatch.setattr(build_pool._Parallel, "worker_task", staticmethod(_fake_task))
+
+    def workloads(*names):
+        return [(SimpleNamespace(name=name, variants=[], marker=str(tmp_path / name)), set()) for name in names]
+
+    def gone(names):
+        """No worker process is left (joined, and their pids are no process)."""
+        assert multiprocessing.active_children() == []
+        for name in names:
+            pid = int((tmp_path / f"{name}.pid").read_text())
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        return True
+
+    return workloads, gone
+
+
+def test_a_worker_killed_mid_build_fails_the_build_at_once_naming_what_it_built(fake_builds):
+    workloads, gone = fake_builds
+    said = []
+    start = time.monotonic()
+    with pytest.raises(BuildWorkerDied) as raised:
+        build_phase(workloads("quick", "dies", "slow"), on_ready=said.append)
+    assert time.monotonic() - start < 15  # not the slow build's 120 s, nor forever
+    message = str(raised.value)
+    assert message.startswith("a build worker process died (killed by SIGKILL) while building ")
+    assert "dies base model" in message and "slow base model" in message and "quick" not in message
+    assert f"try {build_pool.WORKERS_ENV}=1" in message and "\n" not in message
+    assert [(t.workload, t.cached) for t in said] == [("quick", False)]  # said before the error
+    assert gone(["quick", "dies", "slow"])
+
+
+def test_ctrl_c_during_a_parallel_build_ends_it_at_once_leaving_no_worker(fake_builds):
+    workloads, gone = fake_builds
+
+    pressed = []
+
+    def progress(message):
+        if message == "tick":  # a worker is building: the user presses Ctrl-C
+            pressed.append(time.monotonic())
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_phase(workloads("tick", "slow"), progress)
+    assert time.monotonic() - pressed[0] < 3  # the workers are ended, not waited for
+    assert gone(["tick", "slow"])
 
 
 def test_build_lines_are_printed_and_kept_in_the_run_log(tmp_path, capsys):
@@ -125,8 +229,17 @@ def test_a_run_records_its_build_times(tiny_files, capsys):
     (session,) = info["build_times"]
     assert [(a["workload"], a["variant"]) for a in session["artifacts"]] == [("tiny-digits", None),
                                                                               ("tiny-digits", "fp32")]
-    assert session["wall_s"] >= 0 and session["workers"] >= 1
+    assert session["wall_s"] >= 0
     lines = (run_dir / "log.txt").read_text().splitlines()
     assert any(line.endswith(" s") and "tiny-digits base model" in line for line in lines)
     assert any(line.startswith("ok ") and "tiny-digits/fp32 onnxruntime" in line for line in lines)
     assert "tiny-digits/fp32" in capsys.readouterr().err
+    if all(a["cached"] for a in session["artifacts"]):  # no worker was started, and none is said
+        assert session["workers"] == 0
+        assert any(line.startswith("build: 0 artifacts built, 2 cached, in ") and line.endswith(
+            " s (no worker started)") for line in lines)
+
+    # a resumed run with nothing left to run builds nothing: no session of the build phase is added
+    assert main(["bench", "--resume", str(run_dir), "--quiet", "--no-report"]) == 0
+    assert json.loads((run_dir / "run.json").read_text())["build_times"] == info["build_times"]
+    assert not any(line.startswith("build: ") for line in capsys.readouterr().err.splitlines())

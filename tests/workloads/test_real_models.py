@@ -6,6 +6,7 @@ with one line that says what to add."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,13 @@ def bench(tmp_path: Path, *args: str, backends=("onnxruntime",), batch_sizes=(1,
     return code, rows
 
 
-def one_line_error(capsys, *fragments: str) -> str:
+def one_line_error(capsys, *fragments: str, after_builds: bool = False) -> str:
+    """The error, on one line; `after_builds`: after the lines of artifacts the build phase had made (each is
+    said as it is ready), nothing else."""
     err = capsys.readouterr().err.strip()
+    if after_builds:
+        *built, err = err.splitlines() or [""]
+        assert all(re.fullmatch(r"(built|cached) +\S.*: \d+\.\d s", line) for line in built), built
     assert err.startswith("edgebench: error: ") and "\n" not in err, err
     for fragment in fragments:
         assert fragment in err, err
@@ -211,7 +217,7 @@ def test_without_calibration_static_int8_asks_for_it(tmp_path, sklearn_model, ca
                  "--runs-dir", str(tmp_path / "runs"), "--quiet", "--no-report"])
     assert code == 2
     one_line_error(capsys, f"{workload}: family 'quantize' (static int8) calibrates on data",
-                   '[dataset] calibration = "calib.npz" (or --calibration)')
+                   '[dataset] calibration = "calib.npz" (or --calibration)', after_builds=True)
 
 
 @pytest.mark.parametrize("family", ["prune", "distill", "early_exit", "qat", "bottleneck"])
