@@ -11,7 +11,7 @@ from harness.app.split_runs import NETWORK
 from harness.core.baselines import BaselineAccuracies
 from harness.core.environment import utc_now
 from harness.core.jobs import Artifact, Job
-from harness.core.measurement import Window
+from harness.core.measurement import MeasurementProtocol, Window
 from harness.core.model_io import DEFAULT_SCORING, describe_scoring
 from harness.core.rundir import RunStore
 from harness.core.stats import ValidityRules, summarize
@@ -45,8 +45,8 @@ def expected_macs(exit_macs: dict, exit_rate: float, skip_rate: float | None) ->
 
 
 def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact: Artifact,
-                 baselines: BaselineAccuracies) -> dict:
-    summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules(), m.stopping_rule)
+                 baselines: BaselineAccuracies, protocol: MeasurementProtocol | None = None) -> dict:
+    summary = summarize(m.latency_ns, m.windows, job.batch_size, ValidityRules(), m.stopping_rule, protocol)
     row.update(summary)
     row.update(status="ok", accuracy=m.accuracy, n_eval=m.n_eval, warmup_iterations=m.warmup_iterations,
                peak_rss_mb=round(m.peak_rss_mb, 1), clock_offset_us=round(m.clock_offset_ns / 1e3, 1),

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.app.progress import QuietReporter
+from harness.app.resume_check import check_unchanged
 from harness.app.rows import add_energy, job_row, measured_row
 from harness.app.split_runs import (
     PlannedLink,
@@ -266,9 +267,7 @@ class Bench:
             self.reporter.note(note)
         info = store.run_info()
         run = resolve(BenchRequest(**info["request"]))
-        if content_hash(run.snapshot()) != info["config_hash"]:
-            raise ConfigError(f"{run_dir}: the target, suite or workload files (or a user's model and data "
-                              f"files) changed since this run started; start a new run instead of resuming")
+        check_unchanged(run_dir, run, info["config_hash"])
         return self._run(run, store, run_dir.parent)
 
     def _run(self, run: ResolvedRun, store: RunStore | None, runs_dir: Path) -> RunStore:
@@ -512,7 +511,7 @@ class Bench:
                                 **({"split": plan} if plan is not None else {}))
             if job.link:
                 split.complete(job, m)
-            row = measured_row(row, job, m, store, artifact, baselines)
+            row = measured_row(row, job, m, store, artifact, baselines, measurement_protocol)
             if power is not None or m.device_energy is not None:
                 power_reasons = add_energy(row, power, job, m, store)
                 if job.link and split.shares_machine:
