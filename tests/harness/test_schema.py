@@ -125,7 +125,7 @@ def test_a_format_1_run_is_reported_without_being_changed(old_run):
     assert "| tiny-digits | fp32 | onnxruntime | fp32 | 1 | 1 | 0.9722 | +0.0000 |" in text
     assert "| tiny-digits | int8 | onnxruntime | int8 | 1 | 1 | 0.9750 | +0.0028 |" in text
     assert "litert runs .tflite files" in text  # the skipped rows
-    assert "2 windows of >= 0.05 s" in text  # the measurement protocol, read under its new name
+    assert "2 timed windows of >= 0.05 s" in text  # the measurement protocol, read under its new name
     assert "tiny-digits" in html.read_text()
     # read through an in-memory migration: the run directory is as it was, reports aside
     after = {p.name: p.read_bytes() for p in old_run.iterdir() if p.is_file()}

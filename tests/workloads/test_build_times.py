@@ -110,7 +110,8 @@ def test_a_worker_failure_is_the_build_error(tmp_path, monkeypatch):
     said = []
     with pytest.raises(Exception, match="no.such.layer"):
         build_phase([(workload, {"hint"})], on_ready=said.append)
-    assert [(t.variant, t.cached) for t in said] == [(None, False)]  # the base model was said before the error
+    # the base model (built here, or cached by another test of the session) was said before the error
+    assert [t.variant for t in said] == [None]
     assert multiprocessing.active_children() == []
 
 
