@@ -18,7 +18,7 @@ batch leaves only when all its samples may (early exits decide per sample, so th
 
 The parts (body, head, rest) come as separate ONNX files from the same exporter; each keeps its own
 initializers inside the branch that uses it, so nothing is duplicated. (Weights read from the enclosing
-graph instead cost onnxruntime its layout and packing optimisations inside the branch: measured +60%
+graph instead cost onnxruntime its layout and packing optimisations inside the branch: measured +65%
 latency for ResNet-8.)
 """
 
