@@ -117,11 +117,11 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("stopping_rule", "str", "", "What ended the timed windows: `fixed` (`n_windows` windows, MLPerf Tiny), "
                                   "`statistical` (the median known to the suite's `median_ci_pct`) or `ceiling` "
                                   "(the statistical rule's `max_windows` / `max_timed_s` came first; the row "
-                                  "warns)."),
+                                  "warns).", "stopped by", only_when_present=True),
     C("latency_p50_ci_pct", "float", "%", "Half-width of the median's 99% confidence interval, in % of the "
                                           "median: the wider of order statistics over every sample and batch "
                                           "means over the windows' medians (one window: the first alone).",
-      low=0),
+      "p50 ±CI %", ".2f", only_when_present=True, low=0),
     C("warmup_iterations", "int", "", "Untimed iterations run before the first window.", low=0),
     C("model_bytes", "int", "bytes", "Size of the model file(s) the backend loads.", "bytes", ",.0f", low=0),
     C("params", "int", "", "Parameters (weights and biases) of the model.", "params", ",.0f", low=0),
@@ -227,13 +227,14 @@ del C
 # The report's results table: identity first, then accuracy, latency, cost and energy (not CSV order).
 REPORT_ORDER = (
     "workload", "variant", "backend", "precision", "threads", "batch_size", "link", "accuracy",
-    "accuracy_delta", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_std_ms",
+    "accuracy_delta", "latency_p50_ms", "latency_p50_ci_pct", "latency_p90_ms", "latency_p99_ms",
+    "latency_mean_ms", "latency_std_ms",
     "h2d_ms", "d2h_ms", "throughput_ips", "macs", "params", "model_bytes", "weight_sparsity", "exit_rate",
     "expected_macs", "exit_path", "exit_skip_rate", "payload_bytes", "head_ms", "transfer_ms", "tail_ms",
     "link_measured_mbit", "peak_rss_mb",
     "other_cpu_cores", "board",
     "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
-    "avg_power_w", "energy_source", "valid",
+    "avg_power_w", "energy_source", "stopping_rule", "valid",
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMN_DEFS}
