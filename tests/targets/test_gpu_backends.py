@@ -92,3 +92,33 @@ def test_tensorrt_engine_is_built_once_and_agrees_with_onnxruntime(artifacts, pr
     again = TensorRtBackend(1, {"precision": precision})
     again.load(built["fp32"].to_dict())
     assert first.engine_built_s is not None and again.engine_built_s is None  # cached by hash
+
+
+def _benchmark(name: str):
+    """A script from benchmarks/ (not a package) as a module; its sibling imports resolve too."""
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).resolve().parents[2] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="this machine has a GPU")
+def test_the_gpu_benchmark_names_what_is_missing_and_measures_nothing(capsys, monkeypatch, tmp_path):
+    gpu_path = _benchmark("gpu_path")
+    monkeypatch.setattr("sys.argv", ["gpu_path.py", "--runs-dir", str(tmp_path / "runs")])
+    assert gpu_path.main() == 2
+    err = capsys.readouterr().err
+    assert "a CUDA GPU that torch sees" in err and "Nothing was measured" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_bare_loop_comparison_runs_on_onnxruntime(capsys):
+    """benchmarks/harness_overhead.py, which gpu_path uses for TensorRT, at its smallest: both sides time
+    the same model and both report a latency (no timing claim: this machine is shared)."""
+    overhead = _benchmark("harness_overhead")
+    r = overhead.measure("digits-cnn", "onnxruntime", {}, rounds=2, round_s=0.05)
+    assert r["bare_p50_ms"] > 0 and r["harness_p50_ms"] > 0
+    assert r["info"]["runtime"] == "onnxruntime"
