@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness.core.config import Table
 from harness.core.errors import ConfigError, JobError
-from harness.core.jobs import Artifact, Job
+from harness.core.jobs import Artifact, Job, stage_files
 from harness.core.measurement import MeasurementProtocol
 from targets.agent_driver import (
     AgentProcess,
@@ -140,7 +140,7 @@ class BoardSession(Session):
     def stage(self, artifact: Artifact) -> dict:
         """The artifact as the board sees it: every file path replaced by its staged copy."""
         local = [Path(p) for p in artifact.files.values()] + [Path(artifact.eval_data)]
-        local += [Path(s["onnx"]) for s in artifact.stages]
+        local += [Path(p) for s in artifact.stages for p in stage_files(s).values()]
         try:
             remote = self.stager.ensure(local, self._paired_names(artifact))
         except ConfigError as exc:
@@ -150,7 +150,8 @@ class BoardSession(Session):
         staged = artifact.to_dict()
         staged["files"] = {k: remote[Path(v)] for k, v in artifact.files.items()}
         staged["eval_data"] = remote[Path(artifact.eval_data)]
-        staged["stages"] = [dict(s, onnx=remote[Path(s["onnx"])]) for s in artifact.stages]
+        staged["stages"] = [dict(s, **{fmt: remote[Path(p)] for fmt, p in stage_files(s).items()})
+                            for s in artifact.stages]
         return staged
 
     def _paired_names(self, artifact: Artifact) -> dict[Path, str]:

@@ -39,12 +39,20 @@ SPLIT_KEYS = ("strategy", "point", "point_index", "payload_dtype", "payload_shap
               "input_bytes", "head_macs", "tail_macs", "head_params", "head_bytes")
 
 
+STAGE_FORMATS = ("onnx", "tflite")  # the model files a stage of `Artifact.stages` may have
+
+
+def stage_files(stage: dict) -> dict:
+    """A stage's model files, format -> path."""
+    return {fmt: stage[fmt] for fmt in STAGE_FORMATS if fmt in stage}
+
+
 @dataclass
 class Artifact:
     """A built variant: one or more files a backend can run, its nominal cost and what it was built from.
 
     `files` maps a format ("onnx", "torch_state", ...) to a path; `stages` leaves room for artifacts that
-    run as several models (early exits, a split network's head and tail).
+    run as several models (early exits): each stage maps formats of STAGE_FORMATS to paths, and "macs".
     """
 
     workload: str

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.core.exit_rule import exits
+from harness.core.jobs import stage_files
 from targets.backends.base import ModelCalls, Unsupported
 
 ONE_CALL, ONE_CALL_PREDICTOR, TWO_STAGE = "one-call", "one-call+predictor", "two-stage"
@@ -21,8 +22,9 @@ LEFT, SKIPPED_HEAD = 0, 2
 
 def load_exit_model(make_backend, artifact: dict, batch_size: int, backend_name: str):
     """The artifact's early-exit model on `make_backend()` instances: one call where the backend branches
-    inside a graph (its class says `runs_control_flow`), else two, where it returns every output of an
-    ONNX graph (`outputs`); otherwise a skip that says why."""
+    inside a graph (its class says `runs_control_flow`), else two, where it returns a model's every output
+    (`outputs`) and the stages come in a format it runs (ONNX, or .tflite with the variant's tflite = true);
+    otherwise a skip that says why."""
     if batch_size != 1:
         raise Unsupported("early exits decide per sample: batch_size must be 1")
     rule = artifact["exit"]
@@ -32,15 +34,19 @@ def load_exit_model(make_backend, artifact: dict, batch_size: int, backend_name:
         first.load({"files": {"onnx": one_call}})
         return OneCallExit(first, ONE_CALL_PREDICTOR if rule.get("predictor") else ONE_CALL)
     if not hasattr(first, "outputs"):
-        raise Unsupported("early exits run as ONNX graphs, in one call where the runtime branches inside a graph "
-                          "(onnxruntime) or as two stages where it returns a graph's every output; {} does "
-                          "neither".format(backend_name))
+        raise Unsupported("early exits run in one call where the runtime branches inside a graph (onnxruntime) "
+                          "or as two stages where it returns a model's every output (LiteRT with the variant's "
+                          "tflite = true); {} does neither".format(backend_name))
     if rule.get("predictor"):
         raise Unsupported("the exit predictor runs inside the one-call graph (an ONNX If), which {} does not "
                           "branch in: run this variant on onnxruntime".format(backend_name))
     stages = [first, make_backend()]
     for backend, stage in zip(stages, artifact["stages"]):
-        backend.load({"files": {"onnx": stage["onnx"]}})
+        try:
+            backend.load({"files": stage_files(stage)})
+        except Unsupported as exc:
+            raise Unsupported("{} (an early exit's stages come as .tflite too with tflite = true in its "
+                              "[[variants]] table)".format(exc)) from None
     return TwoStageExit(stages[0], stages[1], rule["criterion"], rule["threshold"])
 
 
@@ -122,6 +128,8 @@ class TwoStageExit(ExitModel):
         super().__init__(stage1)
         self.stage1, self.stage2 = stage1, stage2
         self.criterion, self.threshold = criterion, threshold
+        # stages built for one sample (.tflite) take the accuracy pass one sample at a time
+        self.accuracy_batch = getattr(stage1, "fixed_batch", None)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         features, exit_logits = self.stage1.outputs(x)[:2]

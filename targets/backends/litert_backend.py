@@ -65,6 +65,10 @@ class LiteRtBackend(Backend):
         outputs = self._invoke(*self._quantized(inputs))
         return [dequantize(y, *t["quantization"]) for t, y in zip(self._outputs, outputs)]
 
+    def outputs(self, x: np.ndarray) -> list:
+        """Every output, in the model's order (stages of an early-exit network)."""
+        return self.predict_all([x])
+
     def runner(self, x: np.ndarray):
         return self.runner_all([x])
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FIXTURES, PROJECT_ROOT, tiny_suite_toml, write
+from helpers import FIXTURES, PROJECT_ROOT, tiny_suite_toml, tiny_workload_toml, write
 from sshd import SSHD, start_board
 
 from harness.app.cli import main
@@ -139,3 +139,32 @@ def test_a_model_without_a_metric_is_timed_and_says_why_accuracy_is_empty(board,
     assert row["accuracy"] == "" and row["metric"] == "none"
     assert "no metric" in row["notes"] and "regressors" in row["notes"] and "not class scores" in row["notes"]
     assert float(row["latency_p50_ms"]) > 0
+
+
+def test_an_early_exit_runs_its_tflite_stages_on_the_board(board, tmp_path):
+    """`tflite = true`: both stages are staged to the board and run there as two tflite-runtime calls;
+    threshold 0 sends every sample out at the exit, 1 none (so stage 1's outputs reach the rule intact)."""
+    workload = write(tmp_path / "exit.toml", tiny_workload_toml(name="tiny-board-exit", epochs=2) + """
+    [[variants]]
+    name = "lite"
+    family = "early_exit"
+    thresholds = [0.0, 1.0]
+    epochs = 1
+    tflite = true
+    """)
+    target = write(tmp_path / "rpi.toml", board.target_toml("rpi", ["tflite-runtime"]))
+    suite = write(tmp_path / "suite.toml", tiny_suite_toml(["tflite-runtime"], workloads=[str(workload)],
+                                                          name="tiny-board-exit"))
+    runs = tmp_path / "runs"
+    assert main(["bench", "--target", str(target), "--suite", str(suite), "--runs-dir", str(runs), "--quiet",
+                 "--no-report"]) == 0
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir() and not p.is_symlink()]
+    with open(run_dir / "results.csv", newline="") as fh:
+        rows = {r["variant"]: r for r in csv.DictReader(fh)}
+    everyone, nobody = rows["lite-t0"], rows["lite-t1"]
+    for row in (everyone, nobody):
+        assert (row["status"], row["exit_path"]) == ("ok", "two-stage"), row["reason"]
+        assert json.loads(row["backend_info"])["runtime"] == "tflite-runtime"
+        assert float(row["accuracy"]) > 0.5  # ten digits: far above chance
+    assert (float(everyone["exit_rate"]), float(nobody["exit_rate"])) == (1.0, 0.0)
+    assert float(everyone["expected_macs"]) < float(nobody["expected_macs"])

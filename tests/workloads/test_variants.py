@@ -167,6 +167,13 @@ family = "early_exit"
 thresholds = [1.0]
 epochs = 2
 predictor = true
+
+[[variants]]
+name = "lite"
+family = "early_exit"
+thresholds = [0.0, 1.0]
+epochs = 2
+tflite = true
 """
 
 
@@ -179,7 +186,7 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
     workload = write(tmp_path / "ee.toml", tiny_workload_toml(name="tiny-exit", epochs=4, width=8) + EXITS)
     suite = tiny_files["suite"]
     suite.write_text(suite.read_text().replace(str(tiny_files["workload"]), str(workload))
-                     .replace('["onnxruntime", "torch"]', '["onnxruntime", "torch"]'))
+                     .replace('["onnxruntime", "torch"]', '["onnxruntime", "torch", "litert"]'))
     runs = tmp_path / "runs"
     assert main(["bench", "--suite", str(suite), "--runs-dir", str(runs), "--quiet"]) == 0
     run_dir = next(p for p in runs.iterdir() if p.is_dir() and not p.is_symlink())
@@ -206,6 +213,13 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
     assert float(predicted["expected_macs"]) < float(nobody["expected_macs"])
     assert predicted["accuracy"] == nobody["accuracy"]
     assert everyone["exit_skip_rate"] == ""
+    # LiteRT runs the .tflite stages as two calls: the same network, the same answers and exits
+    for threshold, ort in (("t0", everyone), ("t1", nobody)):
+        lite = rows[(f"lite-{threshold}", "litert")]
+        assert (lite["status"], lite["exit_path"]) == ("ok", "two-stage"), lite["reason"]
+        assert (lite["accuracy"], lite["exit_rate"]) == (ort["accuracy"], ort["exit_rate"])
+        assert lite["expected_macs"] == ort["expected_macs"]
+    assert "with tflite = true" in rows[("exit-t0", "litert")]["reason"]
     html = (run_dir / "report.html").read_text()
     assert 'aria-label="tiny-exit: early exits exit (onnxruntime, one-call)"' in html
     assert 'aria-label="tiny-exit: early exits calls (onnxruntime, two-stage)"' in html

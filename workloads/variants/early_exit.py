@@ -6,7 +6,8 @@ entropy < threshold. Each threshold of the sweep is one variant, named <name>-t<
 trained network, exported as parts (body, head, rest). A runtime that branches inside a graph
 (onnxruntime) runs each variant as ONE call of a graph with an ONNX `If` on the criterion
 (workloads/variants/exit_graph.py); others run two calls (stage 1: body and head; stage 2: the rest, only
-for samples that stay). Each row's `exit_path` says which ran.
+for samples that stay), from ONNX or, with `tflite = true`, from .tflite stages (LiteRT: litert-torch has
+no lowering for torch.cond, so no one-call .tflite). Each row's `exit_path` says which ran.
 
     [[variants]]
     name = "exit"
@@ -17,6 +18,7 @@ for samples that stay). Each row's `exit_path` says which ran.
     predictor = false            # true: an exit predictor skips the head for samples it deems hard
                                  # (workloads/variants/exit_predictor.py; one-call runtimes only)
     one_call = true              # false: always two calls, to compare with the one-call graph
+    tflite = false               # true: also the two stages as .tflite (fp32), for LiteRT / tflite-runtime
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ from harness.core.exit_rule import CRITERIA
 from harness.core.jobs import Artifact
 
 # parameters that do not change the trained network: every threshold's variant shares one build
-PER_VARIANT = ("threshold", "predictor", "one_call")
+PER_VARIANT = ("threshold", "predictor", "one_call", "tflite")
 # the exit head max-pools the features to at most this grid, then classifies linearly: on MNIST's ResNet-8
 # as accurate as the whole network (97.8%) and cheaper than a strided convolution head, which cost as much
 # as a tenth of the network and was less sure of itself (measured: exit accuracy 94.2%)
 EXIT_GRID_PX = 7
+JOINT_STATE = "joint.pt"
 
 
 def parse(table: Table) -> dict:
@@ -53,7 +56,8 @@ def parse(table: Table) -> dict:
               "exit_weight": table.take("exit_weight", float, 0.5, minimum=0.0),
               "epochs": table.take("epochs", int, -1, minimum=-1),
               "lr_scale": table.take("lr_scale", float, 0.5, minimum=0.0, maximum=100.0),
-              "predictor": table.take("predictor", bool, False), "one_call": table.take("one_call", bool, True)}
+              "predictor": table.take("predictor", bool, False), "one_call": table.take("one_call", bool, True),
+              "tflite": table.take("tflite", bool, False)}
     if params["predictor"] and not params["one_call"]:
         raise ConfigError(f"{table.where('predictor')} = true needs one_call = true: the exit predictor "
                           f"skips the head inside the one-call graph")
@@ -101,6 +105,15 @@ class Stage1(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(x)
         return features, self.exit(features)
+
+
+def joint_model(base, x_eval) -> Joint:
+    """The workload's trained model split at the exit, with a fresh exit head."""
+    model = base.require_torch("early_exit")
+    body, rest, channels = split(model, base.torch_model["arch"])
+    with torch.no_grad():
+        feature_px = tuple(body(torch.from_numpy(x_eval[:1])).shape[-2:])
+    return Joint(Stage1(body, channels, base.data.n_classes, feature_px), rest)
 
 
 class Joint(nn.Module):
@@ -185,6 +198,30 @@ def fit_predictor(base, folder: Path, params: dict, exit_macs: dict):
                               exit_macs["rest"], base.workload.training.seed)
 
 
+def tflite_stages(base, folder: Path) -> list[Path]:
+    """stage1.tflite and stage2.tflite (fp32, batch 1), converted with litert-torch from the trained network
+    saved in `folder` and cached beside it (this module's code is in the folder's key)."""
+    from workloads.cache import cached_dir
+    from workloads.quiet import native_output_captured
+    from workloads.variants.tflite import converter
+
+    def convert(tmp: Path) -> None:
+        litert_torch = converter(base.workload.file, "tflite = true on an early exit needs litert-torch")
+        x_eval, _ = base.data.load_eval()
+        joint = joint_model(base, x_eval)
+        joint.load_state_dict(torch.load(folder / JOINT_STATE, map_location="cpu", weights_only=True))
+        joint.eval()
+        sample = torch.from_numpy(x_eval[:1])
+        with torch.no_grad():
+            features = joint.stage1.body(sample)
+        with native_output_captured(f"converting {folder.name}'s early-exit stages to TFLite"):
+            litert_torch.convert(joint.stage1, (sample,)).export(str(tmp / "stage1.tflite"))
+            litert_torch.convert(joint.stage2, (features,)).export(str(tmp / "stage2.tflite"))
+
+    entry, _ = cached_dir("variants", f"{folder.name}-tflite", convert)
+    return [entry / "stage1.tflite", entry / "stage2.tflite"]
+
+
 def build(base, variant) -> Artifact:
     import torch.nn.functional as F
 
@@ -196,13 +233,9 @@ def build(base, variant) -> Artifact:
     shared = {k: v for k, v in params.items() if k not in PER_VARIANT}
 
     def make(tmp: Path) -> dict:
-        model = base.require_torch("early_exit")
-        body, rest, channels = split(model, base.torch_model["arch"])
         x_train, y_train = base.data.load_train()
         x_eval, _ = base.data.load_eval()
-        with torch.no_grad():
-            feature_px = tuple(body(torch.from_numpy(x_eval[:1])).shape[-2:])
-        joint = Joint(Stage1(body, channels, base.data.n_classes, feature_px), rest)
+        joint = joint_model(base, x_eval)
         training = base.workload.training
         epochs = training.epochs if params["epochs"] < 0 else params["epochs"]
         seed_everything(training.seed)
@@ -215,6 +248,7 @@ def build(base, variant) -> Artifact:
                                                learning_rate=training.learning_rate * params["lr_scale"]),
               loss_fn=loss)
         joint.eval()
+        torch.save(joint.state_dict(), tmp / JOINT_STATE)  # the trained network, for .tflite stages
         return {"feature_shape": export_parts(joint, x_eval, tmp)}
 
     folder = base.build_variant(replace(variant, params=shared), make)
@@ -227,6 +261,10 @@ def build(base, variant) -> Artifact:
     files = {"stage1": str(folder / "stage1.onnx"), "stage2": str(folder / "stage2.onnx")}
     if params["one_call"]:
         files["onnx"] = str(one_call_file(base, folder, params, feature_shape, exit_macs))
+    stage_files = [{"onnx": files["stage1"]}, {"onnx": files["stage2"]}]
+    if params["tflite"]:
+        for stage, path in zip(stage_files, tflite_stages(base, folder)):
+            stage["tflite"] = str(path)
     known = None not in exit_macs.values()
     return Artifact(
         workload=base.workload.name, variant=variant.name, family="early_exit", precision=variant.precision,
@@ -234,7 +272,7 @@ def build(base, variant) -> Artifact:
         model_bytes=sum(c.model_bytes for c in costs.values()),
         params=sum(c.params for c in costs.values()) + (feature_shape[0] + 1 if params["predictor"] else 0),
         macs=sum(exit_macs.values()) if known else None, variant_params=dict(params),
-        stages=[{"onnx": files["stage1"], "macs": exit_macs["body"] + exit_macs["head"] if known else None},
-                {"onnx": files["stage2"], "macs": exit_macs["rest"]}],
+        stages=[{**stage_files[0], "macs": exit_macs["body"] + exit_macs["head"] if known else None},
+                {**stage_files[1], "macs": exit_macs["rest"]}],
         exit={"threshold": params["threshold"], "criterion": params["criterion"],
               "predictor": params["predictor"], "macs": exit_macs})

@@ -43,8 +43,9 @@ def precision(params: dict) -> str:
     return "fp32" if params["quantization"] == "none" else "int8"
 
 
-def _converter(workload_file: Path):
-    return import_converter("litert_torch", workload_file, "family \"tflite\" needs litert-torch to convert models",
+def converter(workload_file: Path, needs: str = "family \"tflite\" needs litert-torch to convert models"):
+    """litert-torch, imported only to convert (seconds to import)."""
+    return import_converter("litert_torch", workload_file, needs,
                             "tflite")
 
 
@@ -112,7 +113,7 @@ def build(base, variant) -> Artifact:
                           f"TensorFlow's converter's; a PyTorch reference model takes none or int8")
 
     def make(tmp: Path) -> dict:
-        litert_torch = _converter(base.workload.file)  # seconds to import: only when converting
+        litert_torch = converter(base.workload.file)
         model = base.require_torch("tflite")
         x_eval, y_eval = base.data.load_eval()
         sample = torch.from_numpy(x_eval[:1])
