@@ -69,8 +69,9 @@ def host_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     device's backend applies."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
+    with native_output_captured(f"loading {path.name} in LiteRT"):  # its INFO line about XNNPACK
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
     source, sink = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     hits = 0
     for i in range(len(x)):
