@@ -12,7 +12,7 @@ from scipy.stats import mannwhitneyu
 from harness.core.rundir import load_latency
 from harness.core.schema import KEY
 from reports.load import load_run
-from reports.render import fmt, markdown_table, render_html
+from reports.render import fmt, markdown_table, markdown_text, render_html
 
 JOIN = [k for k in KEY if k != "target"]  # so runs of two targets compare too
 MAX_SAMPLES = 20_000                      # per side; strided, so drift over the run stays visible
@@ -102,6 +102,8 @@ def write_comparison(run_a: Path, run_b: Path, out_dir: Path | None = None, rati
     html_path.write_text(render_html("compare.html.j2", title=title, summary=summary, headers=headers,
                                      body=body, extra=extra))
     md_path = out_dir / "compare.md"
-    md_path.write_text("\n".join([f"# {title}", "", summary, "", markdown_table(headers, body), ""]
-                                 + [f"- **{k}**: {v}" for k, v in extra]) + "\n")
+    # the runs' directory names and the jobs found in one run only (workload/variant/...) are the user's text
+    md_path.write_text("\n".join([f"# {markdown_text(title)}", "", markdown_text(summary), "",
+                                  markdown_table(headers, body), ""]
+                                 + [f"- **{markdown_text(k)}**: {markdown_text(v)}" for k, v in extra]) + "\n")
     return (html_path, md_path), n_reg

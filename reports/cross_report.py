@@ -197,7 +197,8 @@ def write_cross_report(run_dirs: list[Path], out_dir: Path | None = None,
                                      runs_headers=runs_headers, runs_body=runs_body, facts_headers=facts_headers,
                                      facts_body=facts_body, not_shared=not_shared, sections=sections,
                                      notes=notes))
-    md = [f"# {title}", ""] + ([f"> {markdown_text(banner)}", ""] if banner else [])
+    # the title names every series (the runs' target names)
+    md = [f"# {markdown_text(title)}", ""] + ([f"> {markdown_text(banner)}", ""] if banner else [])
     md += ["## Runs", "", markdown_table(runs_headers, runs_body), "", "## Per-target facts", "",
            markdown_table(facts_headers, facts_body), ""]
     if not_shared:
@@ -207,7 +208,7 @@ def write_cross_report(run_dirs: list[Path], out_dir: Path | None = None,
     if notes:
         md += ["## Validity and warnings", ""]
         for note_title, headers, body in notes:
-            md += [f"### {note_title}", "", markdown_table(headers, body), ""]
+            md += [f"### {markdown_text(note_title)}", "", markdown_table(headers, body), ""]
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md))
     return html_path, md_path

@@ -123,7 +123,8 @@ def write_history(run_dirs: list[Path], metric: str, out_dir: Path | None = None
                                          ("Significant changes", change_headers, change_body),
                                          ("Jobs", summary_headers, summary_body),
                                          ("Runs", runs_headers, runs_body)]))
-    md = [f"# {title}", "", markdown_text(summary_text), ""] + [f"- {markdown_text(n)}" for n in history.notes]
+    md = [f"# {markdown_text(title)}", "", markdown_text(summary_text), ""]
+    md += [f"- {markdown_text(n)}" for n in history.notes]
     md += ["", "## Significant changes", "", markdown_table(change_headers, change_body), "", "## Jobs", "",
            markdown_table(summary_headers, summary_body), "", "## Runs", "", markdown_table(runs_headers, runs_body),
            ""]

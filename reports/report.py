@@ -213,10 +213,12 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
                                      workloads=workload_sections(run_dir, ok, info.get("measurement_protocol", {})),
                                      split=split, spread_headers=spread_headers, spread_body=spread_body,
                                      spread_note=BOARD_SPREAD_NOTE))
-    md = [f"# {title}", ""]
+    # the title (the run id), the banner and the facts (target, suite, device, board) are the run's own text
+    md = [f"# {markdown_text(title)}", ""]
     if banner:
-        md += [f"> {banner}", ""]
-    md += [f"- **{k}**: {v}" for k, v in facts] + ["", "## Results", "", markdown_table(headers, body), ""]
+        md += [f"> {markdown_text(banner)}", ""]
+    md += [f"- **{markdown_text(k)}**: {markdown_text(v)}" for k, v in facts]
+    md += ["", "## Results", "", markdown_table(headers, body), ""]
     md += ["## Variants", "", markdown_table(["workload", "variant", "family", "precision", "parameters"],
                                              [list(v) for v in variants]), ""]
     if notes:
