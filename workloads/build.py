@@ -96,9 +96,10 @@ class BaseModel:
 
     @cached_property
     def cost(self) -> ModelCost:
-        if self.onnx_path is None:  # a .tflite: onnx-tool counts ONNX graphs only
-            return ModelCost(model_bytes=self.user.tflite_path.stat().st_size, params=None, macs=None,
-                             macs_reason="macs: counted on ONNX graphs (onnx-tool); this model is a .tflite only")
+        if self.onnx_path is None:  # a .tflite only: counted from LiteRT's op list, by the same convention
+            from workloads.tflite_costs import tflite_cost
+
+            return tflite_cost(self.user.tflite_path)
         return model_cost(self.onnx_path, self.data.input_shape)
 
     def calibration_feeds(self, n_samples: int, family: str) -> list[dict[str, np.ndarray]]:
