@@ -67,12 +67,19 @@ def emulated_suffix(rows: pd.DataFrame) -> str:
 
 
 def energy_banner(ok: pd.DataFrame) -> str:
-    sources = sorted(set(ok["energy_source"]) - {"none", ""})
-    emulated = [s for s in sources if s.startswith("emulated")]
-    if emulated:
-        return (f"Energy is EMULATED ({', '.join(emulated)}): modelled power, not a measurement of this "
+    """Says which energy is emulated: all of it, or (runs compared together) the runs whose is."""
+    with_energy = ok[ok["energy_source"].notna() & ~ok["energy_source"].isin(["none", ""])]
+    is_emulated = with_energy["energy_source"].str.startswith("emulated")
+    if not is_emulated.any():
+        return ""
+    emulated = ", ".join(sorted(set(with_energy.loc[is_emulated, "energy_source"])))
+    if is_emulated.all():
+        return (f"Energy is EMULATED ({emulated}): modelled power, not a measurement of this "
                 f"machine (run.json 'power' says how it was made).")
-    return ""
+    runs = ", ".join(sorted(set(with_energy.loc[is_emulated, "run_id"])))
+    measured = ", ".join(sorted(set(with_energy.loc[~is_emulated, "energy_source"])))
+    return (f"Energy of {runs} is EMULATED ({emulated}): modelled power, not a measurement (its run.json "
+            f"'power' says how it was made); the other rows' energy was measured ({measured}).")
 
 
 def banners(ok: pd.DataFrame) -> str:

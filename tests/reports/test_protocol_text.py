@@ -41,3 +41,17 @@ def test_the_results_table_shows_each_rows_rule_and_interval_when_the_run_has_th
     # a format-5 run has neither column: the table leaves them out rather than show empty cells
     headers, _ = table_cells(rows.drop(columns=["stopping_rule", "latency_p50_ci_pct"]))
     assert "stopped by" not in headers and "p50 ±CI %" not in headers
+
+
+def test_the_energy_banner_names_the_emulated_runs_when_others_measured():
+    import pandas as pd
+
+    from reports.run_facts import energy_banner
+
+    rows = pd.DataFrame({"run_id": ["pi-run", "pi-run", "desk-run", "cpu-run"],
+                         "energy_source": ["emulated-um25c", "emulated-um25c", "um25c", "none"]})
+    banner = energy_banner(rows)
+    assert banner.startswith("Energy of pi-run is EMULATED (emulated-um25c)") and "desk-run" not in banner
+    assert "measured (um25c)" in banner
+    assert energy_banner(rows[rows.run_id == "pi-run"]).startswith("Energy is EMULATED (emulated-um25c)")
+    assert energy_banner(rows[rows.run_id != "pi-run"]) == ""
