@@ -147,19 +147,18 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("payload_dtype", "str", "", "Split computing: how the payload crosses the link: `fp32`, `fp16` or `int8` "
                                   "(quantised at the cut, dequantised at the tail)."),
     C("payload_bytes", "int", "bytes", "Split computing: tensor bytes sent to the server per inference at "
-                                       "`batch_size` (frame headers excluded).", "payload B", ",.0f",
-      only_when_present=True, low=0),
+                                       "`batch_size` (frame headers excluded).", only_when_present=True, low=0),
     C("input_bytes", "int", "bytes", "Split computing: one raw input sample as an fp32 tensor, for the "
                                      "payload's compression.", low=0),
     C("head_ms", "float", "ms", "Split computing: median time of the head on the device per inference.",
-      "head ms", ".3f", only_when_present=True, low=0),
+      only_when_present=True, low=0),
     C("serialize_ms", "float", "ms", "Split computing: median time to frame the payload (header and bytes).",
       low=0),
     C("transfer_ms", "float", "ms", "Split computing: median of (reply time - the server's tail time): the "
                                     "payload there and the logits back, on the device's clock.",
-      "transfer ms", ".3f", only_when_present=True, low=0),
+      only_when_present=True, low=0),
     C("tail_ms", "float", "ms", "Split computing: median time of the tail on the server, as the server timed "
-                                "it.", "tail ms", ".3f", only_when_present=True, low=0),
+                                "it.", only_when_present=True, low=0),
     C("head_macs", "int", "MACs", "Split computing: MACs of the head (on the device) per sample.", low=0),
     C("tail_macs", "int", "MACs", "Split computing: MACs of the tail (on the server) per sample.", low=0),
     C("head_bytes", "int", "bytes", "Split computing: bytes of the head's parameters (sc2bench's encoder "
@@ -169,7 +168,7 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("link_delay_ms", "float", "ms", "Split computing: one-way delay added to each direction.", low=0),
     C("link_measured_mbit", "float", "Mbit/s", "Split computing: the link's throughput as the device measured "
                                                "it over the data plane right before the job.",
-      "link Mbit/s", ".1f", only_when_present=True, low=0),
+      only_when_present=True, low=0),
     C("link_rtt_ms", "float", "ms", "Split computing: the round trip time the device measured (median of "
                                     "pings over the data plane).", low=0),
     C("link_shaping", "str", "", "Split computing: what shaped the link (tbf in the kernel, delay in the data "
@@ -198,11 +197,12 @@ COLUMN_DEFS: tuple[Column, ...] = (
                                   "`qdq_fusion`, XNNPACK, GPU, TensorRT engine, ..."),
     C("energy_per_inference_mj", "float", "mJ", "Median over windows of (window energy / inferences in the "
                                                 "window); empty with energy source `none`.",
-      "mJ/inf", ".4g", low=0),
+      "mJ/inf", ".4g", only_when_present=True, low=0),
     C("energy_per_inference_above_idle_mj", "float", "mJ", "The same after subtracting `idle_power_w` x "
                                                            "window duration: the inference's own share.",
-      "mJ/inf above idle", ".4g"),
-    C("avg_power_w", "float", "W", "Median power over the windows.", "avg W", ".3f", low=0),
+      "mJ/inf above idle", ".4g", only_when_present=True),
+    C("avg_power_w", "float", "W", "Median power over the windows.", "avg W", ".3f", only_when_present=True,
+      low=0),
     C("idle_power_w", "float", "W", "Idle power, measured before the first job in the same state.", low=0),
     C("energy_source", "str", "", "The power source: `none`, a meter, a source on the board (`... (on the "
                                    "device)`), or `emulated-...` for an emulator.", "energy source"),
@@ -224,14 +224,14 @@ COLUMN_DEFS: tuple[Column, ...] = (
 )
 del C
 
-# The report's results table: identity first, then accuracy, latency, cost and energy (not CSV order).
+# The report's results table: identity first, then accuracy, latency, cost and energy (not CSV order). A split
+# job's stages (payload, head, transfer, tail, the measured link) are in the report's split-computing section.
 REPORT_ORDER = (
     "workload", "variant", "backend", "precision", "threads", "batch_size", "link", "accuracy",
     "accuracy_delta", "latency_p50_ms", "latency_p50_ci_pct", "latency_p90_ms", "latency_p99_ms",
     "latency_mean_ms", "latency_std_ms",
     "h2d_ms", "d2h_ms", "throughput_ips", "macs", "params", "model_bytes", "weight_sparsity", "exit_rate",
-    "expected_macs", "exit_path", "exit_skip_rate", "payload_bytes", "head_ms", "transfer_ms", "tail_ms",
-    "link_measured_mbit", "peak_rss_mb",
+    "expected_macs", "exit_path", "exit_skip_rate", "peak_rss_mb",
     "other_cpu_cores", "board",
     "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
     "avg_power_w", "energy_source", "stopping_rule", "valid",
