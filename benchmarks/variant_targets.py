@@ -140,17 +140,22 @@ threads = [1]
                   for _ in range(args.repeats)]
     all_rows = pd.concat([load_run(store.dir)[1] for store in stores])
     rows = median_over_runs(all_rows)
-    by = {r["variant"]: r for _, r in rows.iterrows()}
+    # a variant measured on two backends (the exit sweep: onnxruntime's one call, LiteRT's two .tflite calls)
+    # keeps onnxruntime's row under its name, for the targets; the other shows as <variant>@<backend>
+    on_ort = set(rows.loc[rows["backend"] == "onnxruntime", "variant"])
+    by = {(r["variant"] if r["backend"] == "onnxruntime" or r["variant"] not in on_ort
+           else f"{r['variant']}@{r['backend']}"): r for _, r in rows.iterrows()}
     fp32 = by["fp32"]
 
     print(f"\nrun(s) {', '.join(str(s.dir) for s in stores)} (mnist-resnet8, 1 thread; speed-up vs onnxruntime "
           f"fp32; latency: median over {len(stores)} run(s))\n")
     print(f"{'variant':18s} {'backend':12s} {'accuracy':>9s} {'Δ pts':>7s} {'p50 ms':>8s} {'mean ms':>8s} "
           f"{'speed-up':>9s} {'MACs':>11s} {'sparsity':>9s} {'exits':>6s} {'exp. MACs':>11s} {'path':18s}")
-    for name, r in by.items():
+    for r in by.values():
         exit_cols = (f"{r['exit_rate']:6.3f} {r['expected_macs']:11,.0f} {r['exit_path']}"
                      if r["family"] == "early_exit" else "")
-        print(f"{name:18s} {r['backend']:12s} {r['accuracy']:9.4f} {(r['accuracy'] - fp32['accuracy']) * 100:+7.2f} "
+        print(f"{r['variant']:18s} {r['backend']:12s} {r['accuracy']:9.4f} "
+              f"{(r['accuracy'] - fp32['accuracy']) * 100:+7.2f} "
               f"{r['latency_p50_ms']:8.4f} {r['latency_mean_ms']:8.4f} "
               f"{fp32['latency_p50_ms'] / r['latency_p50_ms']:8.2f}x "
               f"{r['macs']:11,.0f} {float(r['weight_sparsity'] or 0):9.2f} {exit_cols}")
