@@ -11,6 +11,9 @@ Each artifact is said (`on_ready`) as soon as it is ready, so a failed or interr
 that finished. A worker that dies (the OOM killer) fails the phase with an error naming what was being
 built (concurrent.futures marks its pool broken; multiprocessing.Pool would lose the task and wait
 forever); a failure or Ctrl-C ends every worker at once, without waiting for their builds.
+
+`cache_states` says what a build phase would take from the cache and what it would build, by the same
+look-ups into the cache (nothing built or written): for a dry run.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 from harness.core.errors import ConfigError, EdgebenchError
 from workloads.build import BaseModel, Progress, build_base, build_variants
@@ -39,6 +43,10 @@ WORKERS_ENV = "EDGEBENCH_BUILD_WORKERS"  # 1: build in this process, one artifac
 POLL_S = 0.1  # how often the waiting process shows the workers' progress
 EXIT_WAIT_S = 30.0  # how long finished workers may take to exit (their libraries clean up) before they are ended
 KILL_WAIT_S = 2.0   # how long ended workers (SIGTERM) may take before SIGKILL
+# what a build phase would do with an artifact (cache_states)
+CACHED, TO_BUILD, UNKNOWN = "cached", "to build", "unknown"
+
+T = TypeVar("T")
 
 
 class BuildWorkerDied(EdgebenchError):
@@ -58,7 +66,7 @@ class BuildTime:
 
     @property
     def what(self) -> str:
-        return f"{self.workload}/{self.variant}" if self.variant is not None else f"{self.workload} base model"
+        return artifact_name(self.workload, self.variant)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +98,38 @@ class BuildPhase:
                 "artifacts": [{**t.to_dict(), "seconds": round(t.seconds, 3)} for t in self.times]}
 
 
+def artifact_name(workload: str, variant: str | None) -> str:
+    return f"{workload}/{variant}" if variant is not None else f"{workload} base model"
+
+
+def from_cache(build: Callable[..., T], *args: Any, write_cheap: bool = True) -> T | None:
+    """`build(*args)` when everything it needs is in the cache, else None: nothing is built (and nothing at
+    all written with write_cheap=False)."""
+    try:
+        with cached_only(write_cheap):
+            return build(*args)
+    except NotCached:
+        return None
+
+
+def cache_states(wanted: list[tuple[WorkloadSpec, set[str]]]) -> dict[tuple[str, str | None], str]:
+    """What build_phase(wanted) would do with each artifact ((workload, None): its base model): CACHED or
+    TO_BUILD, by the build's own look-ups (its keys computed as it computes them), nothing built or written.
+    A variant's key includes its base model's file, so the variants of a base model to build are UNKNOWN.
+    A build error found on the way (a variant the base model cannot make) is raised, as the build would."""
+    states: dict[tuple[str, str | None], str] = {}
+    for workload, names in wanted:
+        base = from_cache(build_base, workload, write_cheap=False)
+        states[(workload.name, None)] = TO_BUILD if base is None else CACHED
+        for name in sorted(names, key=_order(workload)):
+            if base is None:
+                states[(workload.name, name)] = UNKNOWN
+            else:
+                found = from_cache(build_variants, base, {name}, write_cheap=False)
+                states[(workload.name, name)] = TO_BUILD if found is None else CACHED
+    return states
+
+
 def build_workers() -> int:
     """Worker processes for a build: $EDGEBENCH_BUILD_WORKERS (1 to the usable cores; 1: in this process),
     else one per usable core (at most MAX_BUILD_WORKERS)."""
@@ -117,18 +157,23 @@ def variant_groups(workload: WorkloadSpec, names: set[str]) -> list[list[str]]:
 
 
 def build_phase(wanted: list[tuple[WorkloadSpec, set[str]]], progress: Progress = lambda msg: None,
-                on_ready: Callable[[BuildTime], None] = lambda record: None) -> BuildPhase:
+                on_ready: Callable[[BuildTime], None] = lambda record: None,
+                phase: BuildPhase | None = None) -> BuildPhase:
     """Every (workload, variant names) in `wanted` built or taken from the cache, each artifact's time in
-    the order they were ready; `on_ready(record)` as each is ready (before a failure: those that were)."""
+    the order they were ready; `on_ready(record)` as each is ready (before a failure: those that were).
+    `phase`: the record to fill instead of a new one (its on_ready is called), which the caller still
+    holds when the build fails: what was ready, and the seconds until the failure."""
     workers = build_workers()
-    phase = BuildPhase(on_ready=on_ready)
+    phase = phase or BuildPhase(on_ready=on_ready)
     start = time.perf_counter()
-    if workers == 1:
-        for workload, names in wanted:
-            _build_task(workload, sorted(names, key=_order(workload)), progress, phase)
-    else:
-        _Parallel(phase, progress, workers).run(wanted)
-    phase.wall_s = time.perf_counter() - start
+    try:
+        if workers == 1:
+            for workload, names in wanted:
+                _build_task(workload, sorted(names, key=_order(workload)), progress, phase)
+        else:
+            _Parallel(phase, progress, workers).run(wanted)
+    finally:
+        phase.wall_s = time.perf_counter() - start
     return phase
 
 
@@ -250,10 +295,8 @@ class _Parallel:
     def _start_workload(self, workload: WorkloadSpec, names: set[str], timed: bool = True) -> None:
         """`timed`: False once a worker has built (and timed) the base model."""
         start = time.perf_counter()
-        try:
-            with cached_only():
-                base = build_base(workload, self.progress)
-        except NotCached:
+        base = from_cache(build_base, workload, self.progress)
+        if base is None:
             self._submit(workload, names, None)
             return
         self.phase.bases[workload.name] = base
@@ -266,13 +309,11 @@ class _Parallel:
             missing = []
             for name in group:
                 start = time.perf_counter()
-                try:
-                    with cached_only():
-                        artifact = build_variants(base, {name}, self.progress)[name]
-                except NotCached:
+                artifacts = from_cache(build_variants, base, {name}, self.progress)
+                if artifacts is None:
                     missing.append(name)
                     continue
-                self.phase.artifacts[(workload.name, name)] = artifact
+                self.phase.artifacts[(workload.name, name)] = artifacts[name]
                 self.phase.ready([BuildTime(workload.name, name, time.perf_counter() - start, cached=True)])
             if missing:
                 self._submit(workload, names, missing)

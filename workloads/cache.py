@@ -11,7 +11,8 @@ under the lock.
 
 A build can first ask only for what is cached (`cached_only()`: an absent entry raises NotCached instead
 of being built), so that the entries that do need building can be handed to worker processes
-(workloads/build_pool.py); `built_entries()` lists the entries a block built, to say whether an artifact was
+(workloads/build_pool.py), or a dry run can say what would be built (`cached_only(write_cheap=False)`:
+nothing written at all); `built_entries()` lists the entries a block built, to say whether an artifact was
 built or taken from the cache.
 """
 
@@ -36,7 +37,8 @@ _COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # "no space left" and "quota exceeded": the disk, not the input
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
-_CACHED_ONLY = contextvars.ContextVar("edgebench_cached_only", default=False)
+# None: build what is absent; else inside cached_only(), whether its absent cheap entries are written
+_CACHED_ONLY = contextvars.ContextVar("edgebench_cached_only", default=None)
 _BUILT = contextvars.ContextVar("edgebench_built_entries", default=None)
 
 
@@ -52,10 +54,11 @@ class NotCached(Exception):
 
 
 @contextmanager
-def cached_only() -> Iterator[None]:
-    """In this block cached_dir returns complete entries and raises NotCached for absent ones (except
-    `cheap` ones, which are built in place)."""
-    token = _CACHED_ONLY.set(True)
+def cached_only(write_cheap: bool = True) -> Iterator[None]:
+    """In this block cached_dir returns complete entries and raises NotCached for absent ones, except
+    `cheap` ones: built in place, or with `write_cheap=False` (a dry run, which only looks at what the
+    block returns) not written, their path returned as if they were."""
+    token = _CACHED_ONLY.set(write_cheap)
     try:
         yield
     finally:
@@ -115,8 +118,11 @@ def cached_dir(kind: str, key: str, build: Callable[[Path], None], cheap: bool =
     final = cache_root() / kind / key
     if (final / ".complete").exists():
         return final, False
-    if _CACHED_ONLY.get() and not cheap:
+    write_cheap = _CACHED_ONLY.get()
+    if write_cheap is not None and not cheap:
         raise NotCached(kind, key)
+    if write_cheap is False:
+        return final, False
     parent = final.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

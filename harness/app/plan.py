@@ -1,5 +1,8 @@
 """`edgebench bench --dry-run`: the jobs a run would measure and how long its measuring should take under the
-stopping rule, without building, opening a target, or writing a run directory or a cache entry.
+stopping rule, without building, opening a target, or writing a run directory or a cache entry; and per
+artifact whether the build phase would take it from the cache or build it (workloads.build_pool.cache_states:
+the build's own look-ups, nothing built; a variant of a base model still to build is "unknown", its key
+including the base model's file).
 
 The estimate is the protocol's floor (warm-up, and the windows' minimum durations), raised by an earlier
 run's latency of the same job where runs/ has one (a window also runs window_min_iterations iterations;
@@ -20,13 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.app.runner import Bench, ResolvedRun, plan_jobs
+from harness.app.runner import Bench, ResolvedRun, plan_jobs, wanted_artifacts
 from harness.app.split_runs import LOOPBACK, PlannedLink, has_split_variants
 from harness.core.errors import ConfigError
 from harness.core.jobs import Job
 from harness.core.measurement import MEDIAN_CI_CONFIDENCE, MIN_SAMPLES_P99, STATISTICAL, MeasurementProtocol
 from harness.core.migrations import read_run
 from targets.link import LinkSetting
+from workloads.build_pool import TO_BUILD, UNKNOWN, artifact_name, cache_states
 
 # at most this many of the newest runs are read for earlier latencies (a dry run stays instant)
 EARLIER_RUNS_READ = 20
@@ -195,11 +199,17 @@ def dry_run_text(run: ResolvedRun, runs_dir: Path, finished: set[str] = frozense
                       *([f"{e.ceiling_s:.1f}"] if statistical else []), e.basis])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
-    artifacts = sorted({(j.workload, j.variant) for j in pending})
+    states = cache_states(wanted_artifacts(run, pending))
+    counts = {state: sum(s == state for s in states.values()) for state in dict.fromkeys(states.values())}
+    if states:
+        lines += ["artifacts (base models included):",
+                  *(f"  {state:8s}  {artifact_name(*key)}" for key, state in states.items())]
+    if counts.get(UNKNOWN):
+        lines.append(f"note: unknown: a variant's cache key includes its base model's file, which is {TO_BUILD}")
     total = sum(e.total_s for e in estimates)
+    by_state = f" ({', '.join(f'{n} {state}' for state, n in counts.items())})" if counts else ""
     summary = (f"{len(pending)} of {len(jobs)} jobs to run ({sum(e.skipped for e in estimates)} skipped in an "
-               f"earlier run), {len(artifacts)} artifacts to build or take from the cache; measuring ~"
-               f"{_duration(total)}")
+               f"earlier run), {len(states)} artifacts{by_state}; measuring ~{_duration(total)}")
     if statistical:
         fixed = protocol.for_energy()  # the same protocol under the fixed rule
         fixed_total = sum(estimate(fixed, job, earlier.get(job.job_id)).total_s for job in pending)

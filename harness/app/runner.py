@@ -220,6 +220,12 @@ def plan_jobs(run: ResolvedRun, facts: dict, links: list[PlannedLink] = ()) -> l
                   [link.name for link in links])
 
 
+def wanted_artifacts(run: ResolvedRun, pending: list[Job]) -> list[tuple[WorkloadSpec, set[str]]]:
+    """What the build phase makes for the pending jobs: each workload with the variants they run."""
+    needed = {(j.workload, j.variant) for j in pending}
+    return [(w, names) for w in run.workloads if (names := {v for n, v in needed if n == w.name})]
+
+
 def open_server(run: ResolvedRun) -> tuple[Session, TargetSpec]:
     """The session that runs split jobs' tails ([split] server), checked before anything is built."""
     where = f"{run.suite.file}: key 'split.server'"
@@ -341,15 +347,22 @@ class Bench:
                 pending = jobs  # which boards still need a job is known as each board joins
             if store is not None:  # resuming: the build's lines go to the run's log as they come
                 self.reporter.keep_log(store.log_path)
+            run_facts = facts if farm is None else {
+                **facts, "farm": {"coordinator": run.target.farm.coordinator, "tags": run.target.farm.tags,
+                                  "replicate": run.target.farm.replicate}}
+            built = BuildPhase(on_ready=self.reporter.build_finished)
             try:
-                artifacts, analyses, built = self._build(run, pending)
-            except KeyboardInterrupt:
-                raise Interrupted("interrupted while building artifacts; no job had started in this "
-                                  "session, finished ones (if resuming) are kept") from None
+                artifacts, analyses = self._build(run, pending, built)
+            except BaseException as exc:
+                if store is None and isinstance(exc, ConfigError):
+                    raise  # bad input: no run directory (the fixed files start a new run, not this one)
+                store = store or self._create_store(run, runs_dir, run_facts)
+                error = self._build_stopped(store, built, exc)
+                if error is exc:
+                    raise
+                raise error from None
             if store is None:
-                store = self._create_store(run, runs_dir, facts if farm is None else {
-                    **facts, "farm": {"coordinator": run.target.farm.coordinator, "tags": run.target.farm.tags,
-                                      "replicate": run.target.farm.replicate}})
+                store = self._create_store(run, runs_dir, run_facts)
             self.reporter.keep_log(store.log_path)
             info = store.run_info()
             if built.times:  # one entry per (resumed) session that needed artifacts
@@ -401,16 +414,33 @@ class Bench:
                       for w in run.workloads},
         })
 
-    def _build(self, run: ResolvedRun, pending: list[Job]) -> tuple[dict[tuple, Artifact], dict, BuildPhase]:
+    def _build_stopped(self, store: RunStore, phase: BuildPhase, exc: BaseException) -> BaseException:
+        """A build that failed or was interrupted, kept in the run directory: the lines said so far in its
+        log, what was ready (and when) in run.json's build_times, and why it stopped. Returns the error to
+        raise (Ctrl-C's, saying how to resume)."""
+        self.reporter.keep_log(store.log_path)
+        if phase.times:
+            store.update_run_info(lambda info: info.setdefault("build_times", []).append(phase.describe()))
+        resume = f"resume with: edgebench bench --resume {store.dir}"
+        if isinstance(exc, KeyboardInterrupt):
+            exc = Interrupted(f"interrupted while building artifacts, before any job of this session ran; those "
+                              f"ready are in the cache and {store.log_path}; {resume}")
+        elif not isinstance(exc, ConfigError):  # bad input is fixed in a file, which a resume refuses
+            self.reporter.note(f"run {store.dir}: the build stopped before any job of this session ran; the "
+                               f"artifacts said above are ready, in the cache; {resume}")
+        # the line the command prints as it ends, kept with the run
+        self.reporter.log.write(f"edgebench: error: {exc}" if isinstance(exc, EdgebenchError)
+                                else f"build failed: {type(exc).__name__}: {exc}")
+        return exc
+
+    def _build(self, run: ResolvedRun, pending: list[Job], phase: BuildPhase) -> tuple[dict[tuple, Artifact], dict]:
         """Every artifact a pending job needs, built (or taken from the cache) before any job runs, so a
         bad model or data file stops the run before it measures anything; for workloads with split jobs,
-        where their base model can be cut (run.json's "split_analysis"); and how long each artifact took
-        (run.json's "build_times", a line each)."""
-        needed = {(j.workload, j.variant) for j in pending}
+        where their base model can be cut (run.json's "split_analysis"). `phase` records how long each
+        artifact took (run.json's "build_times", a line each), also when the build fails."""
         split_workloads = {j.workload for j in pending if j.link}
-        wanted = [(w, names) for w in run.workloads if (names := {v for n, v in needed if n == w.name})]
         # a line per artifact as it is ready: a build that fails or is interrupted has said those that were
-        phase = build_phase(wanted, self.reporter.status, self.reporter.build_finished)
+        build_phase(wanted_artifacts(run, pending), self.reporter.status, phase=phase)
         if phase.times:
             where = (f"{phase.workers} worker processes" if phase.workers else
                      "in this process" if phase.built else "no worker started")
@@ -424,7 +454,7 @@ class Bench:
                                                             f"(its backend_options for {backend})")
         analyses = {name: split_analysis(phase.bases[name].onnx_path, phase.bases[name].data.input_shape)
                     for name in sorted(split_workloads)}
-        return phase.artifacts, analyses, phase
+        return phase.artifacts, analyses
 
     @staticmethod
     def _protocol(run: ResolvedRun):

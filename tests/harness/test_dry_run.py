@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from helpers import synthetic_run
+from helpers import TINY_PROTOCOL, synthetic_run, tiny_workload_toml, write
 
 from harness.app.cli import main
 from harness.app.plan import timed_estimate_s
@@ -27,6 +27,69 @@ def test_the_dry_run_prints_the_plan_and_builds_nothing(tiny_files, tmp_path, mo
     jobs = [line[:5] for line in lines if line[:1] == ["tiny-digits"]]
     assert jobs == [["tiny-digits", "fp32", "onnxruntime", "1", "1"], ["tiny-digits", "fp32", "torch", "1", "1"]]
     assert "2 of 2 jobs to run" in out and "(the fixed rule:" in out
+    # nothing cached: the base model is to build; its variant's key needs the base model's file
+    assert artifact_states(out) == {"tiny-digits base model": "to build", "tiny-digits/fp32": "unknown"}
+    assert "2 artifacts (1 to build, 1 unknown)" in out
+
+
+def artifact_states(out: str) -> dict[str, str]:
+    """The dry run's artifact lines: name -> cached | to build | unknown."""
+    lines = out.splitlines()
+    start = lines.index("artifacts (base models included):") + 1
+    states = {}
+    for line in lines[start:]:
+        if not line.startswith("  "):
+            break
+        state, name = line[2:12].strip(), line[12:]
+        states[name] = state
+    return states
+
+
+def test_the_dry_run_says_what_the_build_would_take_from_the_cache_and_writes_nothing(tmp_path, monkeypatch,
+                                                                                      capsys):
+    import shutil
+
+    from workloads import build_pool
+    from workloads.build import build_base, build_variants
+    from workloads.spec import load_workload
+
+    monkeypatch.setenv("EDGEBENCH_CACHE", str(tmp_path / "cache"))  # this test's own cache
+    monkeypatch.setenv(build_pool.WORKERS_ENV, "1")
+    path = write(tmp_path / "w.toml", tiny_workload_toml("dry-cache", epochs=1) + """
+    [[variants]]
+    name = "int8"
+    family = "quantize"
+    scheme = "ort-static"
+    calibration_samples = 20
+    """)
+    suite = write(tmp_path / "s.toml", f"""
+    [suite]
+    name = "dry"
+    workloads = ["{path}"]
+    {TINY_PROTOCOL}
+    [matrix]
+    backends = ["onnxruntime"]
+    threads = [1]
+    batch_sizes = [1]
+    """)
+    workload = load_workload(path)
+
+    def dry_run() -> dict[str, str]:
+        files = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+        assert main(["bench", "--suite", str(suite), "--dry-run", "--runs-dir", str(tmp_path / "runs")]) == 0
+        assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == files
+        return artifact_states(capsys.readouterr().out)
+
+    build_variants(build_base(workload), {"fp32"})  # the base model, and the baseline's torch-code entry
+    torch_code = tmp_path / "cache" / "torch-code"
+    assert torch_code.is_dir()
+    shutil.rmtree(torch_code)  # a cheap entry the build writes as it goes: the dry run does not
+    states = dry_run()
+    assert states == {"dry-cache base model": "cached", "dry-cache/fp32": "cached", "dry-cache/int8": "to build"}
+    # what the build phase then builds is what the dry run said it would
+    phase = build_pool.build_phase([(workload, {"fp32", "int8"})])
+    assert {t.what: "cached" if t.cached else "to build" for t in phase.times} == states
+    assert set(dry_run().values()) == {"cached"}
 
 
 def test_an_earlier_run_of_the_job_refines_the_estimate(tiny_files, capsys):
@@ -123,3 +186,33 @@ def test_a_dry_run_resume_plans_the_missing_jobs_from_the_runs_beside_it(tiny_fi
     # onnxruntime finished in the resumed run; torch's estimate learns from the run in the same directory
     assert len(jobs) == 1 and " torch " in jobs[0] and "latency from 20250101-000000-cpu-tiny" in jobs[0]
     assert "1 of 2 jobs to run" in out and not elsewhere.exists()
+
+
+def test_a_build_error_the_cache_look_up_meets_stops_the_dry_run_as_it_stops_the_run(tmp_path, monkeypatch, capsys):
+    from workloads import build_pool
+    from workloads.build import build_base
+    from workloads.spec import load_workload
+
+    monkeypatch.setenv(build_pool.WORKERS_ENV, "1")
+    path = write(tmp_path / "w.toml", tiny_workload_toml("dry-bad") + """
+    [[variants]]
+    name = "tfl"
+    family = "tflite"
+    quantization = "dynamic"
+    """)
+    build_base(load_workload(path))  # cached: its variants are looked up
+    argv = ["bench", "--workload", str(path), "--backend", "onnxruntime", "--runs-dir", str(tmp_path / "runs")]
+    dry = errors(capsys, [*argv, "--dry-run"])
+    real = errors(capsys, [*argv, "--quiet", "--no-report"])
+    assert dry[0] == real[0] == 2
+    assert dry[1].splitlines() == real[1].splitlines()[-1:]  # the run printed its build lines before
+    assert "quantization = \"dynamic\" is TensorFlow's converter's" in dry[1]
+
+
+def test_a_dry_run_resume_with_nothing_left_looks_up_no_artifact(tiny_files, capsys):
+    run = resumable_run(tiny_files["runs"] / "20260101-000000-cpu-tiny", tiny_files["suite"],
+                        [ONNX_FP32, {**ONNX_FP32, "backend": "torch"}])
+    assert main(["bench", "--dry-run", "--resume", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "0 of 2 jobs to run (0 skipped in an earlier run), 0 artifacts; measuring ~0 min 00 s" in out
+    assert "artifacts (base models included):" not in out

@@ -17,7 +17,7 @@ from helpers import tiny_workload_toml, write
 from harness.app.progress import QuietReporter, RunLog
 from harness.core.errors import ConfigError
 from workloads import build_pool
-from workloads.build_pool import BuildTime, BuildWorkerDied, build_phase, variant_groups
+from workloads.build_pool import BuildPhase, BuildTime, BuildWorkerDied, build_phase, variant_groups
 from workloads.cache import NotCached, built_entries, cached_dir, cached_only
 from workloads.spec import load_workload
 
@@ -58,6 +58,11 @@ def test_cached_only_refuses_to_build_and_built_entries_lists_what_was_built(pri
     assert built == ["probe/absent"]
     with cached_only():
         assert cached_dir("probe", "absent", make) == (private_cache / "probe" / "absent", False)
+    with cached_only(write_cheap=False):  # a dry run's look: a cheap entry is named, not written
+        assert cached_dir("probe", "dry-cheap", make, cheap=True) == (private_cache / "probe" / "dry-cheap", False)
+        with pytest.raises(NotCached):
+            cached_dir("probe", "dry-absent", make)
+    assert not (private_cache / "probe" / "dry-cheap").exists()
 
 
 def test_variants_a_family_expands_go_to_one_worker_and_training_first(tmp_path):
@@ -108,10 +113,11 @@ def test_a_worker_failure_is_the_build_error(tmp_path, monkeypatch):
     monkeypatch.setenv(build_pool.WORKERS_ENV, "2")
     monkeypatch.setattr(build_pool, "usable_cores", lambda: 2)
     said = []
+    phase = BuildPhase(on_ready=said.append)  # the runner's: what was ready stays known after a failure
     with pytest.raises(Exception, match="no.such.layer"):
-        build_phase([(workload, {"hint"})], on_ready=said.append)
+        build_phase([(workload, {"hint"})], phase=phase)
     # the base model (built here, or cached by another test of the session) was said before the error
-    assert [t.variant for t in said] == [None]
+    assert [t.variant for t in said] == [None] and phase.times == said and phase.wall_s > 0
     assert multiprocessing.active_children() == []
 
 
