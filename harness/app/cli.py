@@ -384,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     except EdgebenchError as exc:
         print(f"edgebench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # outside the steps that say what they kept (e.g. before a run directory exists)
+        print("edgebench: interrupted; a run keeps what it finished in its directory (edgebench bench --resume "
+              "<run dir> goes on) and built artifacts stay in the cache", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

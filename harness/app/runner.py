@@ -363,15 +363,15 @@ class Bench:
                 raise error from None
             if store is None:
                 store = self._create_store(run, runs_dir, run_facts)
-            self.reporter.keep_log(store.log_path)
-            info = store.run_info()
-            if built.times:  # one entry per (resumed) session that needed artifacts
-                info.setdefault("build_times", []).append(built.describe())
-            if analyses:
-                info.setdefault("split_analysis", {}).update(analyses)
-            store.write_run_info(info)
-            self.reporter.note(f"run {store.dir}: {len(pending)} of {len(jobs)} jobs to run")
             try:
+                self.reporter.keep_log(store.log_path)
+                info = store.run_info()
+                if built.times:  # one entry per (resumed) session that needed artifacts
+                    info.setdefault("build_times", []).append(built.describe())
+                if analyses:
+                    info.setdefault("split_analysis", {}).update(analyses)
+                store.write_run_info(info)
+                self.reporter.note(f"run {store.dir}: {len(pending)} of {len(jobs)} jobs to run")
                 if power is not None:
                     power.start(self.reporter.status)
                     info = store.run_info()

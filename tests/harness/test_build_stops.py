@@ -9,7 +9,7 @@ import json
 import os
 import signal
 
-from helpers import TINY_PROTOCOL, tiny_workload_toml, write
+from helpers import tiny_suite_toml, tiny_workload_toml, write
 
 from harness.app.cli import main
 from harness.app.progress import QuietReporter
@@ -30,16 +30,7 @@ def bench_files(tmp_path, name: str, variant: str = "") -> tuple:
     scheme = "ort-static"
     calibration_samples = 20
     """))
-    suite = write(tmp_path / "suite.toml", f"""
-    [suite]
-    name = "stops"
-    workloads = ["{workload}"]
-    {TINY_PROTOCOL}
-    [matrix]
-    backends = ["onnxruntime"]
-    threads = [1]
-    batch_sizes = [1]
-    """)
+    suite = write(tmp_path / "suite.toml", tiny_suite_toml(["onnxruntime"], workloads=[str(workload)], name="stops"))
     return workload, suite, tmp_path / "runs"
 
 
@@ -142,3 +133,33 @@ def test_bad_input_found_by_a_new_runs_build_leaves_no_run_directory(tmp_path, m
     assert "quantization = \"dynamic\" is TensorFlow's converter's" in err[-1]
     # a fixed workload file is a new configuration, which --resume would refuse: nothing to keep
     assert run_dirs(runs) == [] and not (runs / "latest").exists()
+
+
+def test_ctrl_c_between_the_build_and_the_first_job_is_a_clean_stop(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the run directory is being made (no directory yet) and right after (the directory
+    exists): exit 130, one line, no traceback; the second says how to resume, and the resume finishes."""
+    from harness.app.runner import Bench
+    from harness.core.rundir import RunStore
+
+    workload, suite, runs = bench_files(tmp_path, "stops-between")
+    argv = ["bench", "--suite", str(suite), "--runs-dir", str(runs), "--quiet", "--no-report"]
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Bench, "_create_store", ctrl_c)
+        assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edgebench: interrupted;") and "Traceback" not in "\n".join(err)
+    assert run_dirs(runs) == []
+    with monkeypatch.context() as patch:
+        patch.setattr(RunStore, "run_info", ctrl_c)  # first read once the directory exists
+        assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    (run_dir,) = run_dirs(runs)
+    assert err[-1] == f"edgebench: error: interrupted: every finished job is kept in {run_dir / 'results.csv'}; " \
+                      f"resume with: edgebench bench --resume {run_dir}"
+    assert main(["bench", "--resume", str(run_dir), "--quiet", "--no-report"]) == 0
+    with open(run_dir / "results.csv", newline="") as fh:
+        assert sorted((r["variant"], r["status"]) for r in csv.DictReader(fh)) == [("fp32", "ok"), ("int8", "ok")]

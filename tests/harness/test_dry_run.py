@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from helpers import TINY_PROTOCOL, synthetic_run, tiny_workload_toml, write
+from helpers import synthetic_run, tiny_suite_toml, tiny_workload_toml, write
 
 from harness.app.cli import main
 from harness.app.plan import timed_estimate_s
@@ -62,16 +62,7 @@ def test_the_dry_run_says_what_the_build_would_take_from_the_cache_and_writes_no
     scheme = "ort-static"
     calibration_samples = 20
     """)
-    suite = write(tmp_path / "s.toml", f"""
-    [suite]
-    name = "dry"
-    workloads = ["{path}"]
-    {TINY_PROTOCOL}
-    [matrix]
-    backends = ["onnxruntime"]
-    threads = [1]
-    batch_sizes = [1]
-    """)
+    suite = write(tmp_path / "s.toml", tiny_suite_toml(["onnxruntime"], workloads=[str(path)], name="dry"))
     workload = load_workload(path)
 
     def dry_run() -> dict[str, str]:

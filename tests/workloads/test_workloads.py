@@ -59,9 +59,10 @@ def test_datasets_split_with_the_recorded_seed_and_are_cached():
     assert len(x_train) + len(x) == 1797
 
 
-def test_changing_the_training_config_retrains(tmp_path):
+def test_changing_the_training_config_retrains(tmp_path, monkeypatch):
     from workloads.build import build_base
 
+    monkeypatch.setenv("EDGEBENCH_CACHE", str(tmp_path / "cache"))  # its own: other tests train these configs too
     a = build_base(load_workload(write(tmp_path / "a.toml", tiny_workload_toml(epochs=2))))
     b = build_base(load_workload(write(tmp_path / "b.toml", tiny_workload_toml(epochs=3))))
     assert a.onnx_path != b.onnx_path and a.was_trained and b.was_trained
