@@ -121,7 +121,7 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("latency_p50_ci_pct", "float", "%", "Half-width of the median's 99% confidence interval, in % of the "
                                           "median: the wider of order statistics over every sample and batch "
                                           "means over the windows' medians (one window: the first alone).",
-      "p50 ±CI %", ".2f", only_when_present=True, low=0),
+      "p50 99% CI ±%", ".2f", only_when_present=True, low=0),
     C("warmup_iterations", "int", "", "Untimed iterations run before the first window.", low=0),
     C("model_bytes", "int", "bytes", "Size of the model file(s) the backend loads.", "bytes", ",.0f", low=0),
     C("params", "int", "", "Parameters (weights and biases) of the model.", "params", ",.0f", low=0),

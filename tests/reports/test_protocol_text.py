@@ -34,13 +34,13 @@ def test_the_results_table_shows_each_rows_rule_and_interval_when_the_run_has_th
                          {"variant": "int8", "latency_p50_ms": 0.2, "latency_p50_ci_pct": 1.5,
                           "stopping_rule": "ceiling"}])
     headers, body = table_cells(rows)
-    rule, interval = headers.index("stopped by"), headers.index("p50 ±CI %")
+    rule, interval = headers.index("stopped by"), headers.index("p50 99% CI ±%")
     assert interval == headers.index("p50 ms") + 1
     assert [r[rule] for r in body] == ["statistical", "ceiling"]
     assert [r[interval] for r in body] == ["0.43", "1.50"]
     # a format-5 run has neither column: the table leaves them out rather than show empty cells
     headers, _ = table_cells(rows.drop(columns=["stopping_rule", "latency_p50_ci_pct"]))
-    assert "stopped by" not in headers and "p50 ±CI %" not in headers
+    assert "stopped by" not in headers and "p50 99% CI ±%" not in headers
 
 
 def test_the_energy_banner_names_the_emulated_runs_when_others_measured():
