@@ -83,11 +83,15 @@ def bench(target: Path, workloads: list[str], runs_dir: Path) -> list[dict]:
         return {p for p in runs_dir.glob("*/results.csv") if not p.parent.is_symlink()}  # not runs/latest
 
     before = finished() if runs_dir.exists() else set()
-    argv = ["bench", "--target", str(target), "--runs-dir", str(runs_dir), "--quiet", "--stopping", "statistical"]
+    argv = ["bench", "--target", str(target), "--runs-dir", str(runs_dir), "--quiet", "--stopping", "statistical",
+            "--backend", "torch", "--backend", "tensorrt"]  # the suite's other backends are not this target's
     for name in workloads:
         argv += ["--workload", name]
     code = main(argv)
-    (results,) = finished() - before
+    new = finished() - before
+    if not new:
+        raise SystemExit(f"gpu_path: edgebench bench exited with {code} before it made a run directory")
+    (results,) = new
     if code != 0:
         print(f"edgebench bench exited with {code}; its rows so far are in {results.parent}")
     return list(csv.DictReader(open(results)))
@@ -134,8 +138,11 @@ def main() -> int:
             print_rows(f"tensorrt {precision}, second run (engines from the cache)", second)
             trt_ok = [r for r in second if r["backend"] == "tensorrt" and r["status"] == "ok"]
             hits = sum(engine_built_s(r) is None for r in trt_ok)
-            verdicts.append(f"{'MET' if trt_ok and hits == len(trt_ok) else 'MISSED'}: {precision} engine-cache "
-                            f"hits on the second run: {hits} of {len(trt_ok)} TensorRT jobs")
+            if not trt_ok:
+                verdicts.append(f"NOT RUN: {precision}: no TensorRT job ran ok (see the skip reasons above)")
+                continue
+            verdicts.append(f"{'MET' if hits == len(trt_ok) else 'MISSED'}: {precision} engine-cache hits on "
+                            f"the second run: {hits} of {len(trt_ok)} TensorRT jobs")
     from harness_overhead import measure  # beside this script
 
     for precision in PRECISIONS:

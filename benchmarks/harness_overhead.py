@@ -46,13 +46,14 @@ def bare_onnxruntime(backend, x: np.ndarray):
 
 
 def bare_tensorrt(backend, x: np.ndarray):
-    backend.runner(x)  # binds the GPU input and output buffers the bare loop reuses
+    _, buffers = backend.runner(x)  # binds GPU input and output buffers: kept alive by the closure below
     execute, handle, synchronize = backend.context.execute_async_v3, backend.stream.cuda_stream, \
         backend.stream.synchronize
 
     def call():
         execute(handle)
         synchronize()
+        return buffers
     return call
 
 
@@ -90,6 +91,7 @@ def measure(workload_name: str, backend_name: str, options: dict, rounds: int, r
         order = (("bare", "harness") if i % 2 == 0 else ("harness", "bare"))
         for side in order:
             if side == "bare":
+                bare_call = BARE[backend_name](backend, x)  # the harness round bound buffers of its own
                 bare.append(timed_loop_p50_ms(bare_call, round_s))
             else:
                 harness.append(harness_p50_ms(backend, x, round_s))

@@ -73,13 +73,15 @@ def energy_banner(ok: pd.DataFrame) -> str:
     if not is_emulated.any():
         return ""
     emulated = ", ".join(sorted(set(with_energy.loc[is_emulated, "energy_source"])))
-    if is_emulated.all():
+    emulated_runs = set(with_energy.loc[is_emulated, "run_id"]) if "run_id" in ok else set()
+    if not emulated_runs or emulated_runs == set(ok["run_id"]):  # one run, or every run of the report
         return (f"Energy is EMULATED ({emulated}): modelled power, not a measurement of this "
                 f"machine (run.json 'power' says how it was made).")
-    runs = ", ".join(sorted(set(with_energy.loc[is_emulated, "run_id"])))
-    measured = ", ".join(sorted(set(with_energy.loc[~is_emulated, "energy_source"])))
-    return (f"Energy of {runs} is EMULATED ({emulated}): modelled power, not a measurement (its run.json "
-            f"'power' says how it was made); the other rows' energy was measured ({measured}).")
+    measured = sorted(set(with_energy.loc[~is_emulated, "energy_source"]))
+    others = (f"the other rows' energy was measured ({', '.join(measured)})" if measured
+              else "the other runs measured no energy")
+    return (f"Energy of {', '.join(sorted(emulated_runs))} is EMULATED ({emulated}): modelled power, not a "
+            f"measurement (its run.json 'power' says how it was made); {others}.")
 
 
 def banners(ok: pd.DataFrame) -> str:

@@ -19,6 +19,11 @@ COMPUTE_OPS = {"CONV_2D": (1, 2), "DEPTHWISE_CONV_2D": (1, 2), "FULLY_CONNECTED"
                "TRANSPOSE_CONV": (1, 3), "BATCH_MATMUL": (None, None)}
 
 
+# ops whose work lies in subgraphs or recurrent cells this count does not follow: their model gets no MACs
+UNCOUNTED_OPS = {"WHILE", "IF", "CALL", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "LSTM",
+                 "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN", "RNN", "SVDF", "CUSTOM"}
+
+
 def _op_macs(op: str, inputs: list, output: tuple, shapes: dict) -> int:
     """MACs of one compute op over the whole tensor its output is (bias included)."""
     out_elements = int(np.prod(output))
@@ -56,8 +61,14 @@ def tflite_cost(path: Path) -> ModelCost:
     first = interpreter.get_input_details()[0]["shape"]
     batch = int(first[0]) if len(first) > 1 and first[0] > 0 else 1
     shapes = {t["index"]: tuple(int(d) for d in t["shape"]) for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()  # the op list has no public accessor in LiteRT's Python API
+    uncounted = sorted({op["op_name"] for op in ops} & UNCOUNTED_OPS)
+    if uncounted:
+        return ModelCost(model_bytes=Path(path).stat().st_size, params=None, macs=None,
+                         macs_reason=f"macs: LiteRT ops {', '.join(uncounted)} run subgraphs or recurrent cells "
+                                     f"that are not counted")
     macs, weights = 0, set()
-    for op in interpreter._get_ops_details():  # the op list has no public accessor in LiteRT's Python API
+    for op in ops:
         name = op["op_name"]
         if name not in COMPUTE_OPS:
             continue

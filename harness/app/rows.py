@@ -58,6 +58,9 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
     if m.exit_rate is not None:
         row.update(exit_rate=m.exit_rate, exit_path=m.exit_path, exit_skip_rate=m.exit_skip_rate,
                    expected_macs=expected_macs(artifact.exit["macs"], m.exit_rate, m.exit_skip_rate))
+        stage_format = m.backend_info.get("stage_format")  # two stages, from these files (.tflite or ONNX)
+        if stage_format and all(stage_format in s.get("bytes", {}) for s in artifact.stages):
+            row["model_bytes"] = sum(s["bytes"][stage_format] for s in artifact.stages)
     if m.warnings:
         row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.warnings]))
     reference = m.accuracy if job.family == "baseline" else baselines.reference(asdict(job))

@@ -131,11 +131,11 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("weight_sparsity", "float", "", "Share of exact zeros among the weight matrices (unstructured "
                                       "pruning).", "sparsity", ".2f", low=0, high=1),
     C("exit_rate", "float", "", "Early exits: share of evaluation samples that left at the exit; empty "
-                                "otherwise.", "exits", ".3f", low=0, high=1),
+                                "otherwise.", "exits", ".3f", only_when_present=True, low=0, high=1),
     C("expected_macs", "float", "MACs", "Early exits: the MACs per sample the measured rates imply (the body "
                                         "and any predictor for all, the head for those not sent past it, the "
                                         "rest of the network for those that do not exit).",
-      "expected MACs", ",.0f", low=0),
+      "expected MACs", ",.0f", only_when_present=True, low=0),
     C("exit_path", "str", "", "How an early-exit job ran: `one-call` (the runtime branches inside one graph, "
                                "ONNX If), `two-stage` (two runtime calls), `one-call+predictor` (an exit "
                                "predictor sends samples it deems hard past the exit head); empty otherwise.",
@@ -147,18 +147,17 @@ COLUMN_DEFS: tuple[Column, ...] = (
     C("payload_dtype", "str", "", "Split computing: how the payload crosses the link: `fp32`, `fp16` or `int8` "
                                   "(quantised at the cut, dequantised at the tail)."),
     C("payload_bytes", "int", "bytes", "Split computing: tensor bytes sent to the server per inference at "
-                                       "`batch_size` (frame headers excluded).", only_when_present=True, low=0),
+                                       "`batch_size` (frame headers excluded).", low=0),
     C("input_bytes", "int", "bytes", "Split computing: one raw input sample as an fp32 tensor, for the "
                                      "payload's compression.", low=0),
     C("head_ms", "float", "ms", "Split computing: median time of the head on the device per inference.",
-      only_when_present=True, low=0),
+      low=0),
     C("serialize_ms", "float", "ms", "Split computing: median time to frame the payload (header and bytes).",
       low=0),
     C("transfer_ms", "float", "ms", "Split computing: median of (reply time - the server's tail time): the "
-                                    "payload there and the logits back, on the device's clock.",
-      only_when_present=True, low=0),
+                                    "payload there and the logits back, on the device's clock.", low=0),
     C("tail_ms", "float", "ms", "Split computing: median time of the tail on the server, as the server timed "
-                                "it.", only_when_present=True, low=0),
+                                "it.", low=0),
     C("head_macs", "int", "MACs", "Split computing: MACs of the head (on the device) per sample.", low=0),
     C("tail_macs", "int", "MACs", "Split computing: MACs of the tail (on the server) per sample.", low=0),
     C("head_bytes", "int", "bytes", "Split computing: bytes of the head's parameters (sc2bench's encoder "
@@ -167,8 +166,7 @@ COLUMN_DEFS: tuple[Column, ...] = (
                                            "unshaped.", low=0),
     C("link_delay_ms", "float", "ms", "Split computing: one-way delay added to each direction.", low=0),
     C("link_measured_mbit", "float", "Mbit/s", "Split computing: the link's throughput as the device measured "
-                                               "it over the data plane right before the job.",
-      only_when_present=True, low=0),
+                                               "it over the data plane right before the job.", low=0),
     C("link_rtt_ms", "float", "ms", "Split computing: the round trip time the device measured (median of "
                                     "pings over the data plane).", low=0),
     C("link_shaping", "str", "", "Split computing: what shaped the link (tbf in the kernel, delay in the data "
@@ -262,6 +260,9 @@ def _check() -> None:
                                  f"{', '.join(KINDS)}")
         if (c.low is not None or c.high is not None) and c.kind not in ("int", "float"):
             raise AssertionError(f"harness/core/schema.py: column {c.name}: a range on a {c.kind} column")
+        if c.only_when_present and not c.header:
+            raise AssertionError(f"harness/core/schema.py: column {c.name}: only_when_present without a header "
+                                 f"(the flag is the report table's)")
         if not c.meaning.endswith("."):
             raise AssertionError(f"harness/core/schema.py: column {c.name}: its meaning is one sentence")
     with_header = {c.name for c in COLUMN_DEFS if c.header}

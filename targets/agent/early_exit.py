@@ -42,12 +42,22 @@ def load_exit_model(make_backend, artifact: dict, batch_size: int, backend_name:
                           "branch in: run this variant on onnxruntime".format(backend_name))
     stages = [first, make_backend()]
     for backend, stage in zip(stages, artifact["stages"]):
+        fmt = _load_stage(backend, stage_files(stage))
+    return TwoStageExit(stages[0], stages[1], rule["criterion"], rule["threshold"], fmt)
+
+
+def _load_stage(backend, files: dict) -> str:
+    """Loads the first of the stage's files the backend runs; returns its format."""
+    problem = None
+    for fmt, path in files.items():
         try:
-            backend.load({"files": stage_files(stage)})
+            backend.load({"files": {fmt: path}})
+            return fmt
         except Unsupported as exc:
-            raise Unsupported("{} (an early exit's stages come as .tflite too with tflite = true in its "
-                              "[[variants]] table)".format(exc)) from None
-    return TwoStageExit(stages[0], stages[1], rule["criterion"], rule["threshold"])
+            problem = exc
+    hint = "" if "tflite" in files else (" (an early exit's stages come as .tflite too with tflite = true in its "
+                                         "[[variants]] table)")
+    raise Unsupported("{}{}".format(problem, hint))
 
 
 class ExitModel(ModelCalls):
@@ -124,12 +134,17 @@ class TwoStageExit(ExitModel):
 
     path = TWO_STAGE
 
-    def __init__(self, stage1, stage2, criterion: str, threshold: float):
+    def __init__(self, stage1, stage2, criterion: str, threshold: float, stage_format=None):
         super().__init__(stage1)
         self.stage1, self.stage2 = stage1, stage2
         self.criterion, self.threshold = criterion, threshold
+        self.stage_format = stage_format  # the stages' files the backend runs: "onnx" or "tflite"
         # stages built for one sample (.tflite) take the accuracy pass one sample at a time
         self.accuracy_batch = getattr(stage1, "fixed_batch", None)
+
+    def info(self) -> dict:
+        facts = self.backend.info()
+        return dict(facts, stage_format=self.stage_format) if self.stage_format else facts
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         features, exit_logits = self.stage1.outputs(x)[:2]

@@ -76,9 +76,9 @@ def test_reports_take_types_and_table_from_the_schema(old_run):
     assert schema.NUMERIC == [c.name for c in schema.COLUMN_DEFS if c.kind in ("int", "float")]
     assert schema.REPORT_COLUMNS == [(c, schema.BY_NAME[c].header, schema.BY_NAME[c].fmt)
                                      for c in schema.REPORT_ORDER]
-    assert schema.REPORT_WHEN_PRESENT == {"h2d_ms", "d2h_ms", "link", "payload_bytes", "head_ms", "transfer_ms",
-                                          "tail_ms", "link_measured_mbit", "board", "other_cpu_cores", "exit_path",
-                                          "exit_skip_rate", "stopping_rule", "latency_p50_ci_pct",
+    assert schema.REPORT_WHEN_PRESENT == {"h2d_ms", "d2h_ms", "link", "board", "other_cpu_cores", "exit_rate",
+                                          "expected_macs", "exit_path", "exit_skip_rate", "stopping_rule",
+                                          "latency_p50_ci_pct",
                                           "energy_per_inference_mj", "energy_per_inference_above_idle_mj",
                                           "avg_power_w"}
     _, rows = load_run(old_run)

@@ -55,3 +55,6 @@ def test_the_energy_banner_names_the_emulated_runs_when_others_measured():
     assert "measured (um25c)" in banner
     assert energy_banner(rows[rows.run_id == "pi-run"]).startswith("Energy is EMULATED (emulated-um25c)")
     assert energy_banner(rows[rows.run_id != "pi-run"]) == ""
+    with_no_meter = energy_banner(rows[rows.run_id != "desk-run"])  # the other run measured nothing
+    assert with_no_meter.startswith("Energy of pi-run is EMULATED") and "the other runs measured no energy" in \
+        with_no_meter

@@ -55,3 +55,16 @@ def test_micro_speech_costs_what_its_two_layers_say():
     cost = tflite_cost(MODELS / "micro_speech_int8.tflite")
     assert cost.macs == conv + dense
     assert cost.params == 8 * 10 * 8 + 8 + 4000 * 4 + 4
+
+
+def test_a_recurrent_model_gets_no_macs_and_says_why(tmp_path):
+    """An LSTM converts to ops whose work this count does not follow (a WHILE subgraph or a fused LSTM
+    cell): no number is better than a far too small one."""
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow (the tensorflow extra) converts the Keras LSTM")
+    model = tf.keras.Sequential([tf.keras.Input((20, 8), batch_size=1), tf.keras.layers.LSTM(16),
+                                 tf.keras.layers.Dense(4)])
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    cost = tflite_cost(path)
+    assert cost.macs is None and cost.params is None
+    assert cost.macs_reason.startswith("macs: LiteRT ops ") and "not counted" in cost.macs_reason

@@ -3,6 +3,8 @@ smaller, cached, clear errors)."""
 
 from __future__ import annotations
 
+import json
+
 import onnx
 import pytest
 from helpers import tiny_workload_toml, user_workload_toml, write
@@ -219,6 +221,9 @@ def test_early_exit_really_skips_stage_two_on_easy_samples(tiny_files, tmp_path)
         assert (lite["status"], lite["exit_path"]) == ("ok", "two-stage"), lite["reason"]
         assert (lite["accuracy"], lite["exit_rate"]) == (ort["accuracy"], ort["exit_rate"])
         assert lite["expected_macs"] == ort["expected_macs"]
+        # the files LiteRT loads: the two .tflite stages, not the ONNX parts
+        assert json.loads(lite["backend_info"])["stage_format"] == "tflite"
+        assert lite["model_bytes"] != ort["model_bytes"]
     assert "with tflite = true" in rows[("exit-t0", "litert")]["reason"]
     html = (run_dir / "report.html").read_text()
     assert 'aria-label="tiny-exit: early exits exit (onnxruntime, one-call)"' in html
@@ -258,4 +263,17 @@ def test_staged_runtime_counts_exits_and_runs_stage_two_only_when_needed():
 def test_an_empty_threshold_sweep_is_a_clear_error(tmp_path):
     path = write(tmp_path / "w.toml", tiny_workload_toml() + EXITS.replace("[0.0, 1.0]", "[]"))
     with pytest.raises(ConfigError, match="thresholds' = \\[\\]: a non-empty list"):
+        load_workload(path)
+
+
+@pytest.mark.parametrize("keys, named", [("predictor = true\none_call = false", "predictor"),
+                                         ("predictor = true\ntflite = true", "tflite")])
+def test_an_exit_predictor_with_a_path_that_cannot_run_it_is_refused(tmp_path, keys, named):
+    path = write(tmp_path / "w.toml", tiny_workload_toml(name="tiny-exit-keys") + """
+    [[variants]]
+    name = "exit"
+    family = "early_exit"
+    thresholds = [0.9]
+""" + "\n".join("    " + k for k in keys.split("\n")) + "\n")
+    with pytest.raises(ConfigError, match=rf"exit'\.{named}' = true"):
         load_workload(path)

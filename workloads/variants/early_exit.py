@@ -61,6 +61,10 @@ def parse(table: Table) -> dict:
     if params["predictor"] and not params["one_call"]:
         raise ConfigError(f"{table.where('predictor')} = true needs one_call = true: the exit predictor "
                           f"skips the head inside the one-call graph")
+    if params["predictor"] and params["tflite"]:
+        raise ConfigError(f"{table.where('tflite')} = true with predictor = true: LiteRT runs the two stages, "
+                          f"and the exit predictor runs only inside onnxruntime's one-call graph; give the "
+                          f"predictor and the .tflite stages separate [[variants]] tables")
     table.finish()
     return params
 
@@ -265,6 +269,8 @@ def build(base, variant) -> Artifact:
     if params["tflite"]:
         for stage, path in zip(stage_files, tflite_stages(base, folder)):
             stage["tflite"] = str(path)
+    for stage in stage_files:  # a two-stage row's model_bytes: the files its backend loads
+        stage["bytes"] = {fmt: Path(path).stat().st_size for fmt, path in stage.items()}
     known = None not in exit_macs.values()
     return Artifact(
         workload=base.workload.name, variant=variant.name, family="early_exit", precision=variant.precision,
