@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 from harness.app.split_runs import NETWORK
 from harness.core.baselines import BaselineAccuracies
 from harness.core.environment import utc_now
-from harness.core.jobs import Artifact, Job
+from harness.core.jobs import Artifact, Job, stage_files
 from harness.core.measurement import MeasurementProtocol, Window
 from harness.core.model_io import DEFAULT_SCORING, describe_scoring
 from harness.core.rundir import RunStore
@@ -59,8 +60,8 @@ def measured_row(row: dict, job: Job, m: Measurement, store: RunStore, artifact:
         row.update(exit_rate=m.exit_rate, exit_path=m.exit_path, exit_skip_rate=m.exit_skip_rate,
                    expected_macs=expected_macs(artifact.exit["macs"], m.exit_rate, m.exit_skip_rate))
         stage_format = m.backend_info.get("stage_format")  # two stages, from these files (.tflite or ONNX)
-        if stage_format and all(stage_format in s.get("bytes", {}) for s in artifact.stages):
-            row["model_bytes"] = sum(s["bytes"][stage_format] for s in artifact.stages)
+        if stage_format:
+            row["model_bytes"] = sum(Path(stage_files(s)[stage_format]).stat().st_size for s in artifact.stages)
     if m.warnings:
         row["warnings"] = "; ".join(filter(None, [row.get("warnings"), *m.warnings]))
     reference = m.accuracy if job.family == "baseline" else baselines.reference(asdict(job))

@@ -265,12 +265,10 @@ def build(base, variant) -> Artifact:
     files = {"stage1": str(folder / "stage1.onnx"), "stage2": str(folder / "stage2.onnx")}
     if params["one_call"]:
         files["onnx"] = str(one_call_file(base, folder, params, feature_shape, exit_macs))
-    stage_files = [{"onnx": files["stage1"]}, {"onnx": files["stage2"]}]
+    stages = [{"onnx": files["stage1"]}, {"onnx": files["stage2"]}]
     if params["tflite"]:
-        for stage, path in zip(stage_files, tflite_stages(base, folder)):
+        for stage, path in zip(stages, tflite_stages(base, folder)):
             stage["tflite"] = str(path)
-    for stage in stage_files:  # a two-stage row's model_bytes: the files its backend loads
-        stage["bytes"] = {fmt: Path(path).stat().st_size for fmt, path in stage.items()}
     known = None not in exit_macs.values()
     return Artifact(
         workload=base.workload.name, variant=variant.name, family="early_exit", precision=variant.precision,
@@ -278,7 +276,7 @@ def build(base, variant) -> Artifact:
         model_bytes=sum(c.model_bytes for c in costs.values()),
         params=sum(c.params for c in costs.values()) + (feature_shape[0] + 1 if params["predictor"] else 0),
         macs=sum(exit_macs.values()) if known else None, variant_params=dict(params),
-        stages=[{**stage_files[0], "macs": exit_macs["body"] + exit_macs["head"] if known else None},
-                {**stage_files[1], "macs": exit_macs["rest"]}],
+        stages=[{**stages[0], "macs": exit_macs["body"] + exit_macs["head"] if known else None},
+                {**stages[1], "macs": exit_macs["rest"]}],
         exit={"threshold": params["threshold"], "criterion": params["criterion"],
               "predictor": params["predictor"], "macs": exit_macs})

@@ -45,8 +45,7 @@ def precision(params: dict) -> str:
 
 def converter(workload_file: Path, needs: str = "family \"tflite\" needs litert-torch to convert models"):
     """litert-torch, imported only to convert (seconds to import)."""
-    return import_converter("litert_torch", workload_file, needs,
-                            "tflite")
+    return import_converter("litert_torch", workload_file, needs, "tflite")
 
 
 def _int8(litert_torch, model, sample, calibration: np.ndarray):
